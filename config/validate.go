@@ -1,0 +1,353 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, stated once; the field comments in types.go repeat them.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultReadTimeout     = 15 * time.Second
+	DefaultWriteTimeout    = 15 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMaxRequestBody  = 4 << 20
+	DefaultMaxHeaderBytes  = 8 << 10
+	DefaultMaxURIBytes     = 4 << 10
+	DefaultServiceTimeout  = time.Second
+	DefaultRetries         = 1
+	DefaultMaxConns        = 1024
+	DefaultIdleConnTimeout = 4 * time.Second
+)
+
+func (c *Config) setDefaults() {
+	s := &c.Server
+	setStr(&s.Listen, DefaultListen)
+	setDur(&s.ReadTimeout, DefaultReadTimeout)
+	setDur(&s.WriteTimeout, DefaultWriteTimeout)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setSize(&s.MaxRequestBody, DefaultMaxRequestBody)
+	setSize(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setSize(&s.MaxURIBytes, DefaultMaxURIBytes)
+	setStr(&s.HealthPath, "/health")
+	setStr(&s.MetricsPath, "/metrics")
+
+	setStr(&c.Log.Level, "info")
+	setStr(&c.Log.Format, "json")
+	if c.Log.Access == nil {
+		c.Log.Access = ptr(true)
+	}
+	if c.Log.AccessSample == nil {
+		c.Log.AccessSample = ptr(1)
+	}
+
+	for i := range c.Services {
+		svc := &c.Services[i]
+		setDur(&svc.Timeout, DefaultServiceTimeout)
+		if svc.Retries == nil {
+			svc.Retries = ptr(DefaultRetries)
+		}
+		if svc.MaxConns == 0 {
+			svc.MaxConns = DefaultMaxConns
+		}
+		setDur(&svc.IdleConnTimeout, DefaultIdleConnTimeout)
+		for j := range svc.Instances {
+			if svc.Instances[j].Weight == nil {
+				svc.Instances[j].Weight = ptr(1)
+			}
+		}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if svc := c.Service(r.Service); svc != nil && svc.Timeout.err == "" && *svc.Retries >= 0 {
+			setDur(&r.Timeout, svc.Timeout.Duration*time.Duration(*svc.Retries+1))
+		}
+	}
+}
+
+// Service returns the service named name, or nil.
+func (c *Config) Service(name string) *Service {
+	for i := range c.Services {
+		if c.Services[i].Name == name {
+			return &c.Services[i]
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func setStr(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setDur(d *Duration, def time.Duration) {
+	if !d.set {
+		d.Duration, d.set = def, true
+	}
+}
+
+func setSize(z *Size, def int64) {
+	if !z.set {
+		z.N, z.set = def, true
+	}
+}
+
+// validator collects problems, resolving each key to its line.
+type validator struct {
+	lines map[string]int
+	ps    Problems
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Key: key, Line: v.line(key), Msg: fmt.Sprintf(format, args...)})
+}
+
+// line finds key's line, or that of the nearest enclosing table in the file.
+func (v *validator) line(key string) int {
+	for k := key; k != ""; {
+		if l, ok := v.lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+func (v *validator) duration(key string, d Duration) {
+	switch {
+	case d.err != "":
+		v.add(key, "%s", d.err)
+	case d.Duration <= 0:
+		v.add(key, "must be positive, got %s", d.Duration)
+	}
+}
+
+func (v *validator) size(key string, z Size) {
+	switch {
+	case z.err != "":
+		v.add(key, "%s", z.err)
+	case z.N <= 0:
+		v.add(key, "must be positive")
+	}
+}
+
+func (v *validator) addr(key, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		v.add(key, "bad address %q: want host:port", addr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.add(key, "bad port in %q", addr)
+	}
+}
+
+func (c *Config) validate(v *validator) {
+	c.Server.validate(v)
+	c.Log.validate(v)
+	ids := map[string]string{}
+	names := map[string]bool{}
+	for i := range c.Services {
+		svc := &c.Services[i]
+		key := fmt.Sprintf("services[%d]", i)
+		switch {
+		case svc.Name == "":
+			v.add(key+".name", "required")
+		case names[svc.Name]:
+			v.add(key+".name", "duplicate service name %q", svc.Name)
+		}
+		names[svc.Name] = true
+		svc.validate(v, key, ids)
+	}
+	prefixes := map[string]bool{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		key := fmt.Sprintf("routes[%d]", i)
+		if prefixes[r.Prefix] {
+			v.add(key+".prefix", "duplicate route prefix %q", r.Prefix)
+		}
+		prefixes[r.Prefix] = true
+		r.validate(v, key, c)
+	}
+}
+
+func (s *Server) validate(v *validator) {
+	v.addr("server.listen", s.Listen)
+	v.duration("server.read_timeout", s.ReadTimeout)
+	v.duration("server.write_timeout", s.WriteTimeout)
+	v.duration("server.idle_timeout", s.IdleTimeout)
+	v.duration("server.shutdown_timeout", s.ShutdownTimeout)
+	v.size("server.max_request_body", s.MaxRequestBody)
+	v.size("server.max_header_bytes", s.MaxHeaderBytes)
+	v.size("server.max_uri_bytes", s.MaxURIBytes)
+	if s.MaxHeaderBytes.err == "" && s.MaxHeaderBytes.N > 0 && s.MaxHeaderBytes.N < 1024 {
+		v.add("server.max_header_bytes", "must be at least 1KiB")
+	}
+	s.Trusted = s.Trusted[:0]
+	for i, cidr := range s.TrustedProxies {
+		p, err := parsePrefix(cidr)
+		if err != nil {
+			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "bad CIDR %q", cidr)
+			continue
+		}
+		s.Trusted = append(s.Trusted, p)
+	}
+	for _, k := range []struct{ key, path string }{{"server.health_path", s.HealthPath}, {"server.metrics_path", s.MetricsPath}} {
+		if err := checkPath(k.path); err != "" {
+			v.add(k.key, "%s", err)
+		}
+	}
+	if s.HealthPath == s.MetricsPath {
+		v.add("server.metrics_path", "same as health_path %q", s.HealthPath)
+	}
+}
+
+// parsePrefix accepts a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func (l *Log) validate(v *validator) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "unknown level %q (want debug|info|warn|error)", l.Level)
+	}
+	switch l.Format {
+	case "json", "console":
+	default:
+		v.add("log.format", "unknown format %q (want json|console)", l.Format)
+	}
+	if *l.AccessSample < 1 {
+		v.add("log.access_sample", "must be at least 1, got %d", *l.AccessSample)
+	}
+}
+
+func (s *Service) validate(v *validator, key string, ids map[string]string) {
+	v.duration(key+".timeout", s.Timeout)
+	v.duration(key+".idle_conn_timeout", s.IdleConnTimeout)
+	if *s.Retries < 0 {
+		v.add(key+".retries", "must not be negative, got %d", *s.Retries)
+	}
+	if s.MaxConns < 1 {
+		v.add(key+".max_conns", "must be at least 1, got %d", s.MaxConns)
+	}
+	switch n := len(s.Instances); {
+	case n == 0:
+		v.add(key+".instances", "a service needs at least one instance")
+	case n > MaxInstances:
+		v.add(key+".instances", "%d instances; at most %d per service", n, MaxInstances)
+	}
+	total := 0
+	for j, in := range s.Instances {
+		ik := fmt.Sprintf("%s.instances[%d]", key, j)
+		switch {
+		case in.ID == "":
+			v.add(ik+".id", "required")
+		case ids[in.ID] != "":
+			v.add(ik+".id", "duplicate instance id %q (also %s)", in.ID, ids[in.ID])
+		default:
+			ids[in.ID] = ik
+		}
+		v.addr(ik+".addr", in.Addr)
+		switch w := *in.Weight; {
+		case w < 0:
+			v.add(ik+".weight", "must not be negative, got %d", w)
+		case w > 1000:
+			v.add(ik+".weight", "at most 1000, got %d", w)
+		default:
+			total += w
+		}
+	}
+	if len(s.Instances) > 0 && total == 0 {
+		v.add(key+".instances", "every instance has weight 0: the service could never answer")
+	}
+}
+
+func (r *Route) validate(v *validator, key string, c *Config) {
+	if err := checkPath(r.Prefix); err != "" {
+		v.add(key+".prefix", "%s", err)
+	}
+	if r.Service == "" {
+		v.add(key+".service", "required")
+	} else if c.Service(r.Service) == nil {
+		v.add(key+".service", "unknown service %q", r.Service)
+	}
+	for i, m := range r.Methods {
+		if !isToken(m) || strings.ToUpper(m) != m {
+			v.add(fmt.Sprintf("%s.methods[%d]", key, i), "bad method %q (want an upper-case token such as GET)", m)
+		}
+	}
+	if r.StripPrefix != "" {
+		if err := checkPath(r.StripPrefix); err != "" {
+			v.add(key+".strip_prefix", "%s", err)
+		} else if !HasPathPrefix(r.Prefix, r.StripPrefix) {
+			v.add(key+".strip_prefix", "%q is not a prefix of the route prefix %q", r.StripPrefix, r.Prefix)
+		}
+	}
+	if r.Timeout.set {
+		v.duration(key+".timeout", r.Timeout)
+	}
+}
+
+// HasPathPrefix reports whether prefix matches path on a segment boundary:
+// "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path.
+func HasPathPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// checkPath reports why p is not a normalized absolute path, or "".
+func checkPath(p string) string {
+	switch {
+	case p == "":
+		return "required"
+	case p[0] != '/':
+		return fmt.Sprintf("%q must start with /", p)
+	case p != "/" && strings.HasSuffix(p, "/"):
+		return fmt.Sprintf("%q must not end with / (prefixes match on segment boundaries)", p)
+	case strings.Contains(p, "//"):
+		return fmt.Sprintf("%q contains //", p)
+	case strings.ContainsAny(p, "%?#\\ \t"):
+		return fmt.Sprintf("%q must be a plain path (no %%, ?, #, \\ or spaces)", p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Sprintf("%q contains a dot segment", p)
+		}
+	}
+	return ""
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,130 @@
+// Command fastgate is an edge API gateway: path-prefix routing to weighted
+// upstream instances over pooled fasthttp connections, with retries,
+// Prometheus metrics and an access log. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only on -pprof, never on the request path
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/proxy"
+	"github.com/fastgate/fastgate/stub"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fastgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "./config.toml", "config file")
+	check := fs.Bool("check", false, "validate the config and exit: 0 when valid, else 1 with every problem listed")
+	demo := fs.Bool("demo", false, "also start a stub upstream for every instance in the config")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d services, %d routes)\n", *path, len(cfg.Services), len(cfg.Routes))
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	access := proxy.NewAsyncWriter(stdout, 0, 0)
+	defer access.Close()
+	metrics.ExposeMetadata(true)
+
+	if *demo {
+		stubs, err := startStubs(cfg)
+		if err != nil {
+			log.Error().Err(err).Msg("demo upstreams")
+			return 1
+		}
+		defer closeAll(stubs)
+		log.Info().Int("upstreams", len(stubs)).Msg("demo upstreams started")
+	}
+	if *pprofAddr != "" {
+		go func() { log.Err(http.ListenAndServe(*pprofAddr, nil)).Msg("pprof") }()
+	}
+	return serve(cfg, log, access)
+}
+
+func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) int {
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		log.Error().Err(err).Msg("listen")
+		return 1
+	}
+	g := proxy.New(cfg, proxy.Options{Log: log, Access: access})
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Int("services", len(cfg.Services)).Int("routes", len(cfg.Routes)).Msg("fastgate serving")
+
+	sigs, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	select {
+	case err := <-served:
+		log.Error().Err(err).Msg("serve")
+		return 1
+	case <-sigs.Done():
+	}
+	log.Info().Dur("timeout", cfg.Server.ShutdownTimeout.Duration).Msg("shutting down: draining in-flight requests")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("shutdown: in-flight requests cut off at shutdown_timeout")
+	}
+	<-served
+	log.Info().Int64("access_log_dropped", access.Dropped()).Msg("stopped")
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.Log.Level)
+	if cfg.Log.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// startStubs starts a stub upstream on every instance address of cfg.
+func startStubs(cfg *config.Config) ([]*stub.Server, error) {
+	var out []*stub.Server
+	for _, svc := range cfg.Services {
+		for _, in := range svc.Instances {
+			s, err := stub.Start(stub.Options{ID: in.ID, Addr: in.Addr})
+			if err != nil {
+				closeAll(out)
+				return nil, fmt.Errorf("instance %s of %s on %s: %w", in.ID, svc.Name, in.Addr, err)
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func closeAll(stubs []*stub.Server) {
+	for _, s := range stubs {
+		if err := s.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			fmt.Fprintln(os.Stderr, "stub close:", err)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/fastgate/fastgate/balance"
+	"github.com/valyala/fasthttp"
+)
+
+// forward proxies ctx's request to r's service: it rewrites the request in
+// place (no copy of the body), tries instances in balancer order within the
+// route deadline, and leaves the upstream's response, or an error answer,
+// in ctx.Response.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query []byte, start time.Time) {
+	req, resp := &ctx.Request, &ctx.Response
+
+	x.uri = r.appendForwardPath(x.uri[:0], x.path)
+	if len(query) > 0 {
+		x.uri = append(append(x.uri, '?'), query...)
+	}
+	req.SetRequestURIBytes(x.uri)
+
+	// The client's Connection: close is about the client's connection: keep
+	// it for the server, never send it upstream.
+	closeClient := req.Header.ConnectionClose()
+	req.Header.ResetConnectionClose()
+	stripHopByHop(req.Header.PeekBytes, req.Header.DelBytes)
+	g.setForwardedHeaders(ctx, x, r)
+
+	err := g.try(req, resp, x, r, start.Add(r.timeout))
+
+	if closeClient {
+		req.Header.SetConnectionClose()
+	}
+	if err != nil {
+		status, msg := statusFor(err)
+		writeError(ctx, status, msg, x.id)
+		return
+	}
+	// The upstream's Connection: close is about the pooled connection.
+	resp.Header.ResetConnectionClose()
+	stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
+	resp.Header.SetBytesKV(headerRequestID, x.id)
+}
+
+// try runs the attempts: the first on the balancer's pick, each retry on
+// another instance, while the error allows a retry, retries remain and the
+// deadline has not passed. It returns the last error, or nil once resp holds
+// an upstream answer.
+func (g *Gateway) try(req *fasthttp.Request, resp *fasthttp.Response, x *exchange, r *route, deadline time.Time) error {
+	var tried uint64
+	var err error = balance.ErrNoInstance
+	for x.tries <= r.retries {
+		in := r.up.svc.Pick(tried)
+		if in == nil {
+			return err // ErrNoInstance on the first attempt, else the last failure
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			return errRouteTimeout
+		}
+		if x.tries > 0 {
+			r.up.retried.Inc()
+			resp.Reset()
+		}
+		tried = balance.Tried(tried, in)
+		x.tries++
+		x.inst = in
+		attemptDeadline := now.Add(r.attempt)
+		if deadline.Before(attemptDeadline) {
+			attemptDeadline = deadline
+		}
+		err = in.DoDeadline(req, resp, attemptDeadline)
+		o := classify(err)
+		r.up.instances[in.Index()].outcomes[o].Inc()
+		if err == nil {
+			return nil
+		}
+		if !retryable(o, req.Header.Method()) {
+			return err
+		}
+	}
+	return err
+}
+
+// retryable reports whether a failed attempt may be repeated on another
+// instance: always when nothing reached the upstream, otherwise only for
+// idempotent methods (never POST or PATCH).
+func retryable(o outcome, method []byte) bool {
+	if o == outcomeConnectError {
+		return true
+	}
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// setForwardedHeaders sets X-Forwarded-For/-Proto/-Host, X-Gateway-Service
+// and X-Request-ID. X-Forwarded-* from a trusted proxy are extended or kept;
+// from anyone else they are replaced.
+func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *route) {
+	h := &ctx.Request.Header
+	peer := peerAddr(ctx)
+	trusted := len(g.trusted) > 0 && g.trusted.contains(peer)
+
+	x.scratch = x.scratch[:0]
+	if prior := h.PeekBytes(headerXFF); trusted && len(prior) > 0 {
+		x.scratch = append(append(x.scratch, prior...), ", "...)
+	}
+	x.scratch = peer.AppendTo(x.scratch)
+	h.SetBytesKV(headerXFF, x.scratch)
+
+	if !trusted || len(h.PeekBytes(headerXFProto)) == 0 {
+		proto := protoHTTP
+		if ctx.IsTLS() {
+			proto = protoHTTPS
+		}
+		h.SetBytesKV(headerXFProto, proto)
+	}
+	if !trusted || len(h.PeekBytes(headerXFHost)) == 0 {
+		h.SetBytesKV(headerXFHost, h.Host())
+	}
+	h.SetBytesKV(headerGatewaySvc, r.up.name)
+	h.SetBytesKV(headerRequestID, x.id)
+}

@@ -1,0 +1,293 @@
+// Package proxy is fastgate's request path: the fasthttp server, the route
+// table, the forward path with retries, header rules, the mapping of
+// upstream errors to HTTP status, metrics and the access log.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fastgate/fastgate/balance"
+	"github.com/fastgate/fastgate/config"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// Gateway serves one config: it owns the services (and so the upstream
+// pools), the route table and the metrics set.
+//
+// It is safe calling Gateway methods from concurrently running goroutines.
+type Gateway struct {
+	cfg      *config.Config
+	services []*balance.Service
+	routes   atomic.Pointer[table] // immutable; swapped whole
+	metrics  *metrics.Set
+	trusted  trustedProxies
+	ids      *idGen
+	log      zerolog.Logger // process log
+	access   zerolog.Logger // access log; Nop when off
+	sample   uint64         // keep 1 of sample successful requests in the access log
+	sampled  atomic.Uint64
+	server   *fasthttp.Server
+	maxURI   int
+	maxHdr   int
+	health   []byte // health path
+	metricsP []byte // metrics path
+
+	unmatched *routeMetrics // 404s
+	rejected  *routeMetrics // malformed requests
+	internal  *routeMetrics // health and metrics endpoints
+}
+
+// Options are what New needs beyond the config.
+type Options struct {
+	// Log is the process log [zerolog.Nop()].
+	Log zerolog.Logger
+	// Access receives one JSON line per request when the config's log.access
+	// is on; wrap a file or stdout in an AsyncWriter so that logging never
+	// waits on I/O [io.Discard].
+	Access io.Writer
+}
+
+// New builds a gateway for cfg, which must come from config.Parse.
+func New(cfg *config.Config, o Options) *Gateway {
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	g := &Gateway{
+		cfg:      cfg,
+		metrics:  metrics.NewSet(),
+		trusted:  trustedProxies(cfg.Server.Trusted),
+		ids:      newIDGen(seed),
+		log:      o.Log,
+		access:   zerolog.Nop(),
+		sample:   uint64(*cfg.Log.AccessSample),
+		maxURI:   int(cfg.Server.MaxURIBytes.N),
+		maxHdr:   int(cfg.Server.MaxHeaderBytes.N),
+		health:   []byte(cfg.Server.HealthPath),
+		metricsP: []byte(cfg.Server.MetricsPath),
+	}
+	if *cfg.Log.Access && o.Access != nil {
+		g.access = zerolog.New(o.Access).With().Timestamp().Logger()
+	}
+	byName := map[string]*upstream{}
+	for i := range cfg.Services {
+		svc := balance.New(&cfg.Services[i])
+		g.services = append(g.services, svc)
+		u := &upstream{svc: svc, name: []byte(svc.Name())}
+		u.retried = g.metrics.NewCounter(`fastgate_retries_total{service=` + quote(svc.Name()) + `}`)
+		for _, in := range svc.Instances() {
+			u.instances = append(u.instances, newInstanceMetrics(g.metrics, in))
+		}
+		byName[svc.Name()] = u
+	}
+	g.routes.Store(g.buildTable(cfg, byName))
+	g.unmatched = newRouteMetrics(g.metrics, "_unmatched", "")
+	g.rejected = newRouteMetrics(g.metrics, "_rejected", "")
+	g.internal = newRouteMetrics(g.metrics, "_internal", "")
+	g.server = g.newServer()
+	return g
+}
+
+func (g *Gateway) buildTable(cfg *config.Config, byName map[string]*upstream) *table {
+	t := &table{}
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		sc := cfg.Service(rc.Service)
+		r := &route{
+			prefix:  []byte(rc.Prefix),
+			strip:   []byte(rc.StripPrefix),
+			up:      byName[rc.Service],
+			attempt: sc.Timeout.Duration,
+			retries: *sc.Retries,
+			timeout: rc.Timeout.Duration,
+			metrics: newRouteMetrics(g.metrics, rc.Prefix, rc.Service),
+		}
+		for _, m := range rc.Methods {
+			r.methods = append(r.methods, []byte(m))
+		}
+		if len(rc.Methods) > 0 {
+			r.allow = []byte(joinComma(rc.Methods))
+		}
+		t.routes = append(t.routes, r)
+	}
+	sort.SliceStable(t.routes, func(i, j int) bool { return len(t.routes[i].prefix) > len(t.routes[j].prefix) })
+	return t
+}
+
+func joinComma(ss []string) string {
+	var b bytes.Buffer
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+func (g *Gateway) newServer() *fasthttp.Server {
+	s := &g.cfg.Server
+	return &fasthttp.Server{
+		Handler:                      g.Handle,
+		ErrorHandler:                 g.handleParseError,
+		ReadTimeout:                  s.ReadTimeout.Duration,
+		WriteTimeout:                 s.WriteTimeout.Duration,
+		IdleTimeout:                  s.IdleTimeout.Duration,
+		MaxRequestBodySize:           int(s.MaxRequestBody.N),
+		ReadBufferSize:               int(s.MaxHeaderBytes.N + s.MaxURIBytes.N), // see checkRequest
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{g.log},
+	}
+}
+
+// Services returns the gateway's services. The slice must not be modified.
+func (g *Gateway) Services() []*balance.Service { return g.services }
+
+// Metrics is the gateway's metrics set, served on the metrics path.
+func (g *Gateway) Metrics() *metrics.Set { return g.metrics }
+
+// Serve accepts connections on ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
+
+// Shutdown stops accepting, waits for in-flight requests until ctx is done,
+// closes idle client connections and then the upstream pools.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.server.ShutdownWithContext(ctx)
+	for _, s := range g.services {
+		s.Close()
+	}
+	return err
+}
+
+// fasthttpLogger sends fasthttp's own messages to the process log.
+type fasthttpLogger struct{ l zerolog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Warn().Msgf(format, args...) }
+
+// exchange is the per-request scratch state, pooled so that the request
+// path does not allocate.
+type exchange struct {
+	id      []byte // request id
+	path    []byte // normalized path
+	uri     []byte // forwarded request target
+	scratch []byte // header values being built
+	route   *route
+	inst    *balance.Instance
+	tries   int
+}
+
+var exchangePool = sync.Pool{New: func() any {
+	return &exchange{id: make([]byte, 0, 64), path: make([]byte, 0, 256), uri: make([]byte, 0, 256), scratch: make([]byte, 0, 128)}
+}}
+
+func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
+
+func releaseExchange(x *exchange) {
+	x.id, x.path, x.uri, x.scratch = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0]
+	x.route, x.inst, x.tries = nil, nil, 0
+	exchangePool.Put(x)
+}
+
+// Handle is the gateway's fasthttp.RequestHandler.
+func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	x := acquireExchange()
+	x.id = g.requestID(x.id, &ctx.Request)
+	rm := g.dispatch(ctx, x, start)
+	g.observe(ctx, x, rm, start)
+	releaseExchange(x)
+}
+
+// requestID keeps a well-formed client X-Request-ID or makes a new one.
+func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) []byte {
+	if id := req.Header.PeekBytes(headerRequestID); validRequestID(id) {
+		return append(dst, id...)
+	}
+	return g.ids.appendID(dst)
+}
+
+// dispatch answers ctx and returns the metrics of what answered it.
+func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Time) *routeMetrics {
+	if status, msg := g.checkRequest(ctx); status != 0 {
+		g.reject(ctx, x, status, msg)
+		return g.rejected
+	}
+	rawPath, query, err := SplitTarget(ctx.Request.Header.RequestURI())
+	if err == nil {
+		x.path, err = AppendNormalizedPath(x.path[:0], rawPath)
+	}
+	if err != nil {
+		g.reject(ctx, x, fasthttp.StatusBadRequest, msgBadRequest)
+		return g.rejected
+	}
+	switch {
+	case bytes.Equal(x.path, g.health):
+		g.serveHealth(ctx, x)
+		return g.internal
+	case bytes.Equal(x.path, g.metricsP):
+		g.serveMetrics(ctx, x)
+		return g.internal
+	}
+	r := g.routes.Load().match(x.path)
+	if r == nil {
+		writeError(ctx, fasthttp.StatusNotFound, msgNotFound, x.id)
+		return g.unmatched
+	}
+	x.route = r
+	if !r.allows(ctx.Request.Header.Method()) {
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, x.id)
+		ctx.Response.Header.SetBytesKV(headerAllow, r.allow)
+		return r.metrics
+	}
+	g.forward(ctx, x, r, query, start)
+	return r.metrics
+}
+
+// reject answers a malformed request and closes the connection, so that
+// nothing the client sent after it is read as another request.
+func (g *Gateway) reject(ctx *fasthttp.RequestCtx, x *exchange, status int, msg string) {
+	writeError(ctx, status, msg, x.id)
+	ctx.SetConnectionClose()
+}
+
+// observe updates metrics and writes the access log line.
+func (g *Gateway) observe(ctx *fasthttp.RequestCtx, x *exchange, rm *routeMetrics, start time.Time) {
+	status := ctx.Response.StatusCode()
+	d := time.Since(start)
+	rm.code(status).Inc()
+	rm.duration.Update(d.Seconds())
+	if status < 400 && g.sample > 1 && g.sampled.Add(1)%g.sample != 0 {
+		return
+	}
+	e := g.access.Log()
+	if e == nil {
+		return
+	}
+	e.Bytes("request_id", x.id).
+		Bytes("method", ctx.Request.Header.Method()).
+		Bytes("path", x.path).
+		Int("status", status)
+	if r := x.route; r != nil {
+		e.Bytes("route", r.prefix).Bytes("service", r.up.name)
+	}
+	if x.inst != nil {
+		e.Str("instance", x.inst.ID())
+	}
+	var ipBuf [64]byte
+	e.Int("attempts", x.tries).
+		Dur("duration", d).
+		Int("bytes", len(ctx.Response.Body())).
+		Bytes("client_ip", g.clientIP(ctx).AppendTo(ipBuf[:0])).
+		Send()
+}

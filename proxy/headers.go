@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	headerConnection  = []byte("Connection")
+	headerRequestID   = []byte("X-Request-ID")
+	headerXFF         = []byte("X-Forwarded-For")
+	headerXFProto     = []byte("X-Forwarded-Proto")
+	headerXFHost      = []byte("X-Forwarded-Host")
+	headerGatewaySvc  = []byte("X-Gateway-Service")
+	headerRetryAfter  = []byte("Retry-After")
+	headerAllow       = []byte("Allow")
+	protoHTTP         = []byte("http")
+	protoHTTPS        = []byte("https")
+	hopByHopHeaders   = [][]byte{[]byte("Keep-Alive"), []byte("Proxy-Connection"), []byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("TE"), []byte("Trailer"), []byte("Upgrade")}
+	maxRequestIDBytes = 128
+)
+
+// stripHopByHop removes the headers that only concern one connection: every
+// header named by Connection, Connection itself and the fixed list of RFC
+// 9110 section 7.6.1. fasthttp keeps "close" out of the Connection value (it
+// is the ConnectionClose flag, handled by the caller).
+func stripHopByHop(peek func([]byte) []byte, del func([]byte)) {
+	if conn := peek(headerConnection); len(conn) > 0 {
+		for len(conn) > 0 {
+			var tok []byte
+			tok, conn = nextToken(conn)
+			if len(tok) > 0 {
+				del(tok)
+			}
+		}
+		del(headerConnection)
+	}
+	for _, h := range hopByHopHeaders {
+		del(h)
+	}
+}
+
+// nextToken returns the first comma-separated token of s, trimmed, and the
+// rest.
+func nextToken(s []byte) (tok, rest []byte) {
+	i := bytes.IndexByte(s, ',')
+	if i < 0 {
+		tok, rest = s, nil
+	} else {
+		tok, rest = s[:i], s[i+1:]
+	}
+	return bytes.TrimSpace(tok), rest
+}
+
+// validRequestID reports whether a client-supplied X-Request-ID is kept:
+// 1 to 128 bytes of [A-Za-z0-9._-].
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > maxRequestIDBytes {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// idGen makes request ids unique per process: a random prefix fixed at
+// start and a counter, e.g. "3f9a0c1e7b2d4a65-00000000002a".
+//
+// It is safe for concurrent use.
+type idGen struct {
+	prefix [17]byte // 16 hex digits and '-'
+	n      atomic.Uint64
+}
+
+func newIDGen(seed [8]byte) *idGen {
+	g := &idGen{}
+	hex.Encode(g.prefix[:16], seed[:])
+	g.prefix[16] = '-'
+	return g
+}
+
+// appendID appends a new id to dst.
+func (g *idGen) appendID(dst []byte) []byte {
+	dst = append(dst, g.prefix[:]...)
+	n := g.n.Add(1)
+	var num [16]byte
+	b := strconv.AppendUint(num[:0], n, 16)
+	for i := len(b); i < 12; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, b...)
+}
+
+// peerAddr returns the TCP peer's address, unmapped.
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.IPv4Unspecified()
+}
+
+// trustedProxies is an immutable list of CIDRs.
+type trustedProxies []netip.Prefix
+
+func (t trustedProxies) contains(a netip.Addr) bool {
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP returns the address of the client as far as it can be trusted:
+// the TCP peer, or, when the peer is a trusted proxy, the rightmost entry of
+// X-Forwarded-For that is not itself a trusted proxy.
+func (t trustedProxies) clientIP(peer netip.Addr, xff []byte) netip.Addr {
+	if len(t) == 0 || !t.contains(peer) {
+		return peer
+	}
+	for len(xff) > 0 {
+		i := bytes.LastIndexByte(xff, ',')
+		entry := bytes.TrimSpace(xff[i+1:])
+		if i < 0 {
+			xff = nil
+		} else {
+			xff = xff[:i]
+		}
+		a, err := netip.ParseAddr(b2s(entry))
+		if err != nil {
+			return peer
+		}
+		a = a.Unmap()
+		if !t.contains(a) {
+			return a
+		}
+		peer = a
+	}
+	return peer
+}

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestAppendNormalizedPath(t *testing.T) {
+	tests := []struct {
+		in, want string
+		err      error
+	}{
+		{"/", "/", nil},
+		{"/api/v1/users", "/api/v1/users", nil},
+		{"/api/v1/users/", "/api/v1/users/", nil},
+		{"/api//v1///users", "/api/v1/users", nil},
+		{"/api/v1/users/../admin", "/api/v1/admin", nil},
+		{"/api/v1/users/./7", "/api/v1/users/7", nil},
+		{"/api/v1/users/..", "/api/v1/", nil},
+		{"/api/v1/users/.", "/api/v1/users/", nil},
+		{"/..", "/", nil},
+		{"/../../etc/passwd", "/etc/passwd", nil},
+		{"/a/b/../../..", "/", nil},
+		{"/a/%2e%2e/b", "/b", nil},
+		{"/a/%2E/b", "/a/b", nil},
+		{"/%61pi/v1", "/api/v1", nil},
+		{"/a%7eb", "/a~b", nil},
+		{"/a%20b", "/a%20b", nil},
+		{"/a%c3%a9", "/a%C3%A9", nil},
+		{"/a/.../b", "/a/.../b", nil},
+		{"/a/..b/c", "/a/..b/c", nil},
+		{"//", "/", nil},
+		{"/a/b//", "/a/b/", nil},
+		{"/a%2Fb", "", ErrEncodedSlash},
+		{"/a%2fb", "", ErrEncodedSlash},
+		{"/a%5Cb", "", ErrEncodedSlash},
+		{"/a%00", "", ErrEncodedSlash},
+		{"/a%zz", "", ErrBadPercent},
+		{"/a%2", "", ErrBadPercent},
+		{"/a%", "", ErrBadPercent},
+		{"/a\\b", "", ErrBadPathByte},
+		{"/a b", "", ErrBadPathByte},
+		{"/a\x00", "", ErrBadPathByte},
+		{"/a\xff", "", ErrBadPathByte},
+		{"a/b", "", ErrBadPath},
+		{"", "", ErrBadPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := AppendNormalizedPath([]byte("keep"), []byte(tt.in))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				if string(got) != "keep" {
+					t.Fatalf("dst changed on error: %q", got)
+				}
+				return
+			}
+			if string(got) != "keep"+tt.want {
+				t.Fatalf("got %q, want %q", got[4:], tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitTarget(t *testing.T) {
+	tests := []struct {
+		in, path, query string
+		err             error
+	}{
+		{"/a/b?x=1&y=2", "/a/b", "x=1&y=2", nil},
+		{"/a/b", "/a/b", "", nil},
+		{"/a/b?", "/a/b", "", nil},
+		{"/a#frag", "/a", "", nil},
+		{"/a?q=1#frag", "/a", "q=1", nil},
+		{"http://example.com/a?q", "/a", "q", nil},
+		{"HTTPS://example.com", "/", "", nil},
+		{"http://example.com?q", "", "", ErrBadPath},
+		{"*", "", "", ErrBadPath},
+		{"example.com:443", "", "", ErrBadPath},
+		{"", "", "", ErrBadPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			p, q, err := SplitTarget([]byte(tt.in))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err == nil && (string(p) != tt.path || string(q) != tt.query) {
+				t.Fatalf("got %q ? %q, want %q ? %q", p, q, tt.path, tt.query)
+			}
+		})
+	}
+}
+
+// FuzzAppendNormalizedPath checks the properties of a normalized path on
+// any input: it starts with '/', has no empty, "." or ".." segment, keeps
+// only canonical escapes, and normalizing it again changes nothing.
+func FuzzAppendNormalizedPath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "/a//b/./c/", "/%2e%2E/x", "/a%2fb", "/a%c3%a9", "/..%2f", "/a/b/../../../c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := AppendNormalizedPath(nil, []byte(in))
+		if err != nil {
+			return
+		}
+		if len(out) == 0 || out[0] != '/' {
+			t.Fatalf("%q -> %q: not absolute", in, out)
+		}
+		segs := bytes.Split(out[1:], []byte("/"))
+		for i, s := range segs {
+			if len(s) == 0 && i != len(segs)-1 {
+				t.Fatalf("%q -> %q: empty segment", in, out)
+			}
+			if string(s) == "." || string(s) == ".." {
+				t.Fatalf("%q -> %q: dot segment", in, out)
+			}
+		}
+		again, err := AppendNormalizedPath(nil, out)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("%q -> %q -> %q (%v): not idempotent", in, out, again, err)
+		}
+	})
+}
