@@ -106,8 +106,9 @@ type schedule struct {
 }
 
 // New builds a service and one HostClient pool per instance. cfg must be
-// valid (see config.Parse).
-func New(cfg *config.Service) *Service {
+// valid (see config.Parse). dial, when not nil, replaces TCP dialing (for
+// in-memory listeners in benchmarks).
+func New(cfg *config.Service, dial fasthttp.DialFunc) *Service {
 	s := &Service{name: cfg.Name}
 	for i := range cfg.Instances {
 		ic := &cfg.Instances[i]
@@ -117,7 +118,7 @@ func New(cfg *config.Service) *Service {
 			weight: *ic.Weight,
 			index:  i,
 			svc:    s,
-			client: newClient(cfg, ic),
+			client: newClient(cfg, ic, dial),
 		}
 		in.up.Store(true)
 		s.instances = append(s.instances, in)
@@ -128,21 +129,21 @@ func New(cfg *config.Service) *Service {
 
 // newClient returns a HostClient tuned for proxying: the gateway does its
 // own retries, so the client never repeats a request by itself.
-func newClient(svc *config.Service, in *config.Instance) *fasthttp.HostClient {
+func newClient(svc *config.Service, in *config.Instance, dial fasthttp.DialFunc) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
-		Addr:                          in.Addr,
-		Name:                          "fastgate",
-		NoDefaultUserAgentHeader:      true,
-		MaxConns:                      svc.MaxConns,
-		MaxIdleConnDuration:           svc.IdleConnTimeout.Duration,
-		ReadTimeout:                   svc.Timeout.Duration,
-		WriteTimeout:                  svc.Timeout.Duration,
-		MaxIdemponentCallAttempts:     1,
-		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		ReadBufferSize:                8 << 10,
-		WriteBufferSize:               8 << 10,
+		Addr:                      in.Addr,
+		Dial:                      dial,
+		Name:                      "fastgate",
+		NoDefaultUserAgentHeader:  true,
+		MaxConns:                  svc.MaxConns,
+		MaxIdleConnDuration:       svc.IdleConnTimeout.Duration,
+		ReadTimeout:               svc.Timeout.Duration,
+		WriteTimeout:              svc.Timeout.Duration,
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		DisablePathNormalizing:    true,
+		ReadBufferSize:            8 << 10,
+		WriteBufferSize:           8 << 10,
 	}
 }
 

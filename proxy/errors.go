@@ -50,6 +50,10 @@ func classify(err error) outcome {
 // isDialError reports an error from establishing the connection, before
 // any byte of the request was written.
 func isDialError(err error) bool {
+	var dial *fasthttp.ErrDialWithUpstream
+	if errors.As(err, &dial) {
+		return true
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
@@ -71,6 +75,7 @@ const (
 	msgBodyLarge   = "request body too large"
 	msgTimeoutRead = "request not received in time"
 	msgUnsupported = "unsupported transfer coding"
+	msgVersion     = "HTTP version not supported"
 )
 
 // statusFor maps the final error of a proxied request to the client's

@@ -25,6 +25,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	closeClient := req.Header.ConnectionClose()
 	req.Header.ResetConnectionClose()
 	stripHopByHop(req.Header.PeekBytes, req.Header.DelBytes)
+	req.Header.DelBytes(headerExpect)
 	g.setForwardedHeaders(ctx, x, r)
 
 	err := g.try(req, resp, x, r, start.Add(r.timeout))

@@ -55,6 +55,9 @@ type Options struct {
 	// is on; wrap a file or stdout in an AsyncWriter so that logging never
 	// waits on I/O [io.Discard].
 	Access io.Writer
+	// Dial, when set, replaces TCP dialing to upstream instances (for
+	// in-memory listeners in benchmarks) [nil].
+	Dial fasthttp.DialFunc
 }
 
 // New builds a gateway for cfg, which must come from config.Parse.
@@ -79,7 +82,7 @@ func New(cfg *config.Config, o Options) *Gateway {
 	}
 	byName := map[string]*upstream{}
 	for i := range cfg.Services {
-		svc := balance.New(&cfg.Services[i])
+		svc := balance.New(&cfg.Services[i], o.Dial)
 		g.services = append(g.services, svc)
 		u := &upstream{svc: svc, name: []byte(svc.Name())}
 		u.retried = g.metrics.NewCounter(`fastgate_retries_total{service=` + quote(svc.Name()) + `}`)

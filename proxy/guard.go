@@ -15,8 +15,13 @@ import (
 //   - header fields over max_header_bytes -> 431 (the server's read buffer
 //     holds both limits, so that a long target is told apart from large
 //     headers; a request over both is 431 from handleParseError);
-//   - a header name that is not a token, a value with a control byte -> 400;
-//   - no Host, or more than one -> 400;
+//   - a method that is not an upper-case token -> 400; CONNECT, TRACE -> 405;
+//   - a protocol other than HTTP/1.0 or HTTP/1.1 -> 505;
+//   - a header line ending in a bare LF, an obs-fold continuation line, a
+//     header name that is not a token (fasthttp accepts inner spaces), a
+//     value with a control byte -> 400;
+//   - no Host, more than one, or one that is not host[:port] (no userinfo,
+//     no path), or an absolute-form target naming another host -> 400;
 //   - more than one Content-Length, or one that is not digits -> 400;
 //   - Transfer-Encoding with Content-Length, repeated, or not ending in
 //     chunked -> 400; a coding other than chunked -> 501.
@@ -24,22 +29,31 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx) (int, string) {
 	if len(ctx.Request.Header.RequestURI()) > g.maxURI {
 		return fasthttp.StatusRequestURITooLong, msgURITooLong
 	}
-	raw := ctx.Request.Header.RawHeaders()
+	h := &ctx.Request.Header
+	if status, msg := checkMethod(h.Method()); status != 0 {
+		return status, msg
+	}
+	if p := h.Protocol(); !bytes.Equal(p, http11) && !bytes.Equal(p, http10) {
+		return fasthttp.StatusHTTPVersionNotSupported, msgVersion
+	}
+	raw := h.RawHeaders()
 	if len(raw) > g.maxHdr {
 		return fasthttp.StatusRequestHeaderFieldsTooLarge, msgHeaderLarge
 	}
 	var hosts, lengths, encodings int
 	var te []byte
 	for len(raw) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			line, raw = raw, nil
+		i := bytes.IndexByte(raw, '\n')
+		if i < 1 || raw[i-1] != '\r' { // bare LF, or no line end at all
+			return fasthttp.StatusBadRequest, msgBadRequest
 		}
-		line = bytes.TrimSuffix(line, crSuffix)
+		line := raw[:i-1]
+		raw = raw[i+1:]
 		if len(line) == 0 {
 			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' { // obs-fold
+			return fasthttp.StatusBadRequest, msgBadRequest
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isTokenBytes(line[:colon]) {
@@ -52,6 +66,9 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx) (int, string) {
 		switch {
 		case equalFoldBytes(name, "host"):
 			hosts++
+			if !validHost(bytes.TrimSpace(value)) {
+				return fasthttp.StatusBadRequest, msgBadRequest
+			}
 		case equalFoldBytes(name, "content-length"):
 			lengths++
 			if !isDigits(bytes.TrimSpace(value)) {
@@ -68,26 +85,95 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx) (int, string) {
 	case encodings == 1:
 		return checkTransferEncoding(te)
 	}
+	if target := h.RequestURI(); len(target) > 0 && target[0] != '/' {
+		if rest, ok := cutScheme(target); ok && !sameHost(rest, h.Host()) {
+			return fasthttp.StatusBadRequest, msgBadRequest
+		}
+	}
 	return 0, ""
 }
 
-var crSuffix = []byte{'\r'}
+var (
+	http11 = []byte("HTTP/1.1")
+	http10 = []byte("HTTP/1.0")
+)
 
-// checkTransferEncoding accepts exactly "chunked" (any case).
+// checkMethod accepts upper-case token methods other than CONNECT and
+// TRACE, which a gateway does not proxy.
+func checkMethod(m []byte) (int, string) {
+	if len(m) == 0 {
+		return fasthttp.StatusBadRequest, msgBadRequest
+	}
+	for _, c := range m {
+		if c < 'A' || c > 'Z' {
+			if c != '-' && c != '_' {
+				return fasthttp.StatusBadRequest, msgBadRequest
+			}
+		}
+	}
+	if string(m) == fasthttp.MethodConnect || string(m) == fasthttp.MethodTrace {
+		return fasthttp.StatusMethodNotAllowed, msgMethod
+	}
+	return 0, ""
+}
+
+// sameHost reports whether the authority at the start of rest (an
+// absolute-form target without its scheme) is host.
+func sameHost(rest, host []byte) bool {
+	end := 0
+	for end < len(rest) && rest[end] != '/' && rest[end] != '?' && rest[end] != '#' {
+		end++
+	}
+	return bytes.EqualFold(rest[:end], host)
+}
+
+// validHost accepts reg-name, IPv4 or [IPv6], with an optional port: no
+// userinfo ("good@evil"), path, or other delimiters.
+func validHost(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
+	if h[0] == '[' {
+		end := bytes.IndexByte(h, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range h[1:end] {
+			if !(c == ':' || c == '.' || unhex(c) >= 0) {
+				return false
+			}
+		}
+		h = h[end+1:]
+		return len(h) == 0 || h[0] == ':' && isDigits(h[1:])
+	}
+	if i := bytes.IndexByte(h, ':'); i >= 0 {
+		if !isDigits(h[i+1:]) {
+			return false
+		}
+		h = h[:i]
+	}
+	for _, c := range h {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return len(h) > 0
+}
+
+// checkTransferEncoding accepts exactly "chunked" (any case): another
+// coding, identity included, is 501; chunked repeated or not last is 400.
 func checkTransferEncoding(te []byte) (int, string) {
-	last := []byte(nil)
+	if equalFoldBytes(te, "chunked") {
+		return 0, ""
+	}
 	for rest := te; len(rest) > 0; {
 		var tok []byte
 		tok, rest = nextToken(rest)
-		if !equalFoldBytes(tok, "chunked") && !equalFoldBytes(tok, "identity") {
+		if !equalFoldBytes(tok, "chunked") {
 			return fasthttp.StatusNotImplemented, msgUnsupported
 		}
-		last = tok
 	}
-	if !equalFoldBytes(last, "chunked") || !equalFoldBytes(te, "chunked") {
-		return fasthttp.StatusBadRequest, msgBadRequest
-	}
-	return 0, ""
+	return fasthttp.StatusBadRequest, msgBadRequest
 }
 
 func equalFoldBytes(b []byte, lowerASCII string) bool {

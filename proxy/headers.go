@@ -23,6 +23,7 @@ var (
 	protoHTTP         = []byte("http")
 	protoHTTPS        = []byte("https")
 	hopByHopHeaders   = [][]byte{[]byte("Keep-Alive"), []byte("Proxy-Connection"), []byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("TE"), []byte("Trailer"), []byte("Upgrade")}
+	headerExpect      = []byte("Expect") // fasthttp answers 100-continue itself and reads the body before the handler
 	maxRequestIDBytes = 128
 )
 

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fastgate/fastgate/stub"
+	"github.com/valyala/fasthttp"
+)
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte(`[server]
+listen = "nope"
+read_timeout = "soon"
+trusted_proxies = ["10.0.0.0/40"]
+
+[[services]]
+name = "a"
+  [[services.instances]]
+  id = "x"
+  addr = "127.0.0.1:1"
+  weight = -2
+  [[services.instances]]
+  id = "x"
+  addr = "127.0.0.1:2"
+
+[[routes]]
+prefix = "/api"
+service = "nope"
+colour = "blue"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string // substrings of the output, in order
+	}{
+		{"demo config", []string{"-check", "-config", "config.toml"}, 0, []string{"config.toml: ok (5 services, 5 routes)"}},
+		{"every problem with key and line", []string{"-check", "-config", bad}, 1, []string{
+			"line 2: server.listen: bad address",
+			"line 3: server.read_timeout: bad duration",
+			"line 4: server.trusted_proxies[0]: bad CIDR",
+			"line 11: services[0].instances[0].weight: must not be negative",
+			"line 13: services[0].instances[1].id: duplicate instance id",
+			"line 18: routes[0].service: unknown service",
+			"line 19: routes[0].colour: unknown key",
+		}},
+		{"missing file", []string{"-check", "-config", filepath.Join(dir, "none.toml")}, 1, []string{"no such file"}},
+		{"bad flag", []string{"-nope"}, 2, []string{"flag provided but not defined"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(tt.args, &out, &out); code != tt.code {
+				t.Fatalf("exit %d, want %d; output:\n%s", code, tt.code, out.String())
+			}
+			rest := out.String()
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order); output:\n%s", w, out.String())
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+// TestSignalDrain runs the real binary: SIGTERM while a request is in
+// flight lets that request finish with 200, and the process exits 0.
+func TestSignalDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "fastgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	up, err := stub.Start(stub.Options{ID: "slow", Latency: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "c.toml")
+	cfg := fmt.Sprintf(`[server]
+listen = %q
+shutdown_timeout = "5s"
+[log]
+level = "warn"
+[[services]]
+name = "s"
+timeout = "3s"
+  [[services.instances]]
+  id = "slow"
+  addr = %q
+[[routes]]
+prefix = "/"
+service = "s"
+`, addr, up.Addr())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "-config", cfgPath)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitListening(t, addr)
+
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + addr + "/slow")
+		err := fasthttp.DoTimeout(req, resp, 5*time.Second)
+		done <- result{resp.StatusCode(), err}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for up.Requests() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if up.Requests() == 0 {
+		t.Fatal("request never reached the upstream")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.code != 200 {
+		t.Fatalf("in-flight request: status %d, err %v; want 200", r.code, r.err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(t *testing.T, addr string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("gateway never listened on %s", addr)
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, from Debian packages, the programs the tests (test) or the bench
+# suite (bench) use, when they are missing. Idempotent; quiet when all is there.
+set -euo pipefail
+case "${1:-test}" in
+  test)  want=(promtool:prometheus) ;;
+  bench) want=(wrk:wrk nginx:nginx haproxy:haproxy) ;;
+  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for pair in "${want[@]}"; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing ${missing[*]} and no apt-get: install them by hand" >&2; exit 1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing ${missing[*]} (Debian packages)" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the services it installs; the tests and the bench suite start
+# their own on free ports, so stop the system ones.
+for svc in nginx haproxy redis-server; do
+  $sudo service "$svc" stop >/dev/null 2>&1 || true
+done
