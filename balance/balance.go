@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/health"
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,8 +33,12 @@ type Instance struct {
 	svc    *Service
 	client *fasthttp.HostClient
 
+	breaker     *health.Breaker
+	maxInFlight int64 // 0 = no limit
+
 	up       atomic.Bool  // set by active health checks; true at start
 	inFlight atomic.Int64 // requests sent and not yet answered
+	eff      atomic.Int32 // effective weight: climbs back to weight after a recovery
 }
 
 // ID is the instance id from the config.
@@ -57,18 +62,69 @@ func (in *Instance) Healthy() bool { return in.up.Load() }
 // InFlight is the number of requests in flight to the instance.
 func (in *Instance) InFlight() int64 { return in.inFlight.Load() }
 
-// Available reports whether a pick may return the instance now.
-func (in *Instance) Available() bool { return in.up.Load() }
+// Breaker is the instance's circuit breaker.
+func (in *Instance) Breaker() *health.Breaker { return in.breaker }
+
+// EffectiveWeight is the weight the schedule uses now: the configured
+// weight, or less while the instance recovers.
+func (in *Instance) EffectiveWeight() int { return int(in.eff.Load()) }
+
+// Available reports whether a pick may return the instance now: health up,
+// under max_in_flight, and its breaker allowing (which admits a probe while
+// half-open). It takes no lock and does not allocate.
+func (in *Instance) Available() bool {
+	return in.up.Load() &&
+		(in.maxInFlight == 0 || in.inFlight.Load() < in.maxInFlight) &&
+		in.breaker.Allow()
+}
 
 // SetHealthy sets the health flag and reports whether it changed. An
-// instance marked down is no longer picked; the service's schedule is
-// rebuilt on every change (never on the pick path).
+// instance marked down leaves the schedule; one marked up re-enters it with
+// effective weight 1, which climbs back to its weight over its next
+// successful requests. The schedule is rebuilt on every change (never on
+// the pick path).
 func (in *Instance) SetHealthy(up bool) (changed bool) {
 	if in.up.Swap(up) == up {
 		return false
 	}
+	if up {
+		in.eff.Store(min(1, int32(in.weight)))
+	}
 	in.svc.rebuild()
 	return true
+}
+
+// Record counts the outcome of one request sent to the instance: it feeds
+// the breaker and, on success, raises a recovering instance's effective
+// weight by one (nginx's slow recovery), rebuilding the schedule when the
+// weight reaches a power of two or the configured weight.
+func (in *Instance) Record(failed bool) {
+	in.breaker.Record(failed)
+	if failed {
+		return
+	}
+	for {
+		e := in.eff.Load()
+		if int(e) >= in.weight {
+			return
+		}
+		if in.eff.CompareAndSwap(e, e+1) {
+			if n := e + 1; n&(n-1) == 0 || int(n) == in.weight {
+				in.svc.rebuild()
+			}
+			return
+		}
+	}
+}
+
+// breakerChanged keeps the schedule in step with the breaker: an ejected
+// instance keeps one slot per period (for its half-open probe), a closed one
+// restarts at effective weight 1.
+func (in *Instance) breakerChanged(_, to health.State, _ time.Duration) {
+	if to == health.Closed {
+		in.eff.Store(min(1, int32(in.weight)))
+	}
+	in.svc.rebuild()
 }
 
 // DoDeadline sends req to the instance and reads the answer into resp,
@@ -91,11 +147,30 @@ func (in *Instance) Close() { in.client.CloseIdleConnections() }
 type Service struct {
 	name      string
 	instances []*Instance // fixed at construction
+	ejector   *health.Ejector
+	clock     health.Clock
+	failures  [600]bool // upstream statuses that count as failures
 
 	sched atomic.Pointer[schedule] // read on every pick
 	next  atomic.Uint64            // position in the schedule
 
+	// Retry budget: retries may add retryRatio of requests, plus
+	// minRetries per second, over the window.
+	budget     *health.Window // total = requests, failed = retries
+	retryRatio float64
+	minRetries float64 // per window
+
 	mu sync.Mutex // serializes rebuilds of sched; never taken by Pick
+}
+
+// Options are the optional parts of a service.
+type Options struct {
+	// Dial replaces TCP dialing (for in-memory listeners in benchmarks) [nil].
+	Dial fasthttp.DialFunc
+	// Clock drives breakers and the retry budget [health.SystemClock{}].
+	Clock health.Clock
+	// OnBreaker is called when an instance's breaker trips or closes [nil].
+	OnBreaker func(in *Instance, from, to health.State, openFor time.Duration)
 }
 
 // schedule is an immutable smooth-WRR sequence of instance indexes over the
@@ -105,26 +180,81 @@ type schedule struct {
 	seq []uint8
 }
 
-// New builds a service and one HostClient pool per instance. cfg must be
-// valid (see config.Parse). dial, when not nil, replaces TCP dialing (for
-// in-memory listeners in benchmarks).
-func New(cfg *config.Service, dial fasthttp.DialFunc) *Service {
-	s := &Service{name: cfg.Name}
+// retryWindow is the span over which the retry budget is counted.
+const retryWindow = 10 * time.Second
+
+// New builds a service and one HostClient pool and breaker per instance.
+// cfg must be valid (see config.Parse).
+func New(cfg *config.Service, o Options) *Service {
+	if o.Clock == nil {
+		o.Clock = health.SystemClock{}
+	}
+	s := &Service{
+		name:       cfg.Name,
+		clock:      o.Clock,
+		ejector:    health.NewEjector(len(cfg.Instances), *cfg.Breaker.MaxEjectedPercent),
+		budget:     health.NewWindow(retryWindow),
+		retryRatio: *cfg.Limits.RetryBudget,
+		minRetries: float64(*cfg.Limits.MinRetriesPerSecond) * retryWindow.Seconds(),
+	}
+	for _, code := range cfg.Breaker.FailureStatus {
+		s.failures[code] = true
+	}
+	bc := &health.BreakerConfig{
+		ConsecutiveFailures: cfg.Breaker.ConsecutiveFailures,
+		ErrorRatio:          cfg.Breaker.ErrorRatio,
+		MinRequests:         cfg.Breaker.MinRequests,
+		Window:              cfg.Breaker.Window.Duration,
+		OpenFor:             cfg.Breaker.OpenFor.Duration,
+		MaxOpenFor:          cfg.Breaker.MaxOpenFor.Duration,
+		HalfOpenRequests:    cfg.Breaker.HalfOpenRequests,
+	}
 	for i := range cfg.Instances {
 		ic := &cfg.Instances[i]
 		in := &Instance{
-			id:     ic.ID,
-			addr:   ic.Addr,
-			weight: *ic.Weight,
-			index:  i,
-			svc:    s,
-			client: newClient(cfg, ic, dial),
+			id:          ic.ID,
+			addr:        ic.Addr,
+			weight:      *ic.Weight,
+			index:       i,
+			svc:         s,
+			client:      newClient(cfg, ic, o.Dial),
+			breaker:     health.NewBreaker(bc, o.Clock, s.ejector),
+			maxInFlight: int64(cfg.Limits.MaxInFlight),
 		}
 		in.up.Store(true)
+		in.eff.Store(int32(in.weight))
+		in.breaker.OnChange = func(from, to health.State, d time.Duration) {
+			in.breakerChanged(from, to, d)
+			if o.OnBreaker != nil {
+				o.OnBreaker(in, from, to, d)
+			}
+		}
 		s.instances = append(s.instances, in)
 	}
 	s.rebuild()
 	return s
+}
+
+// FailureStatus reports whether an upstream answer with this status counts
+// as a failure of the instance (failure_status, 502/503/504 by default).
+func (s *Service) FailureStatus(code int) bool {
+	return code >= 0 && code < len(s.failures) && s.failures[code]
+}
+
+// CountRequest counts a request to the service for the retry budget.
+func (s *Service) CountRequest() { s.budget.Add(s.clock.Now(), false) }
+
+// AllowRetry reports whether the retry budget has room for one more retry,
+// and if so counts it: retries in the last 10 s may not exceed
+// retry_budget x requests + min_retries_per_second x 10.
+func (s *Service) AllowRetry() bool {
+	now := s.clock.Now()
+	total, retries := s.budget.Counts(now)
+	if float64(retries) >= s.retryRatio*float64(total-retries)+s.minRetries {
+		return false
+	}
+	s.budget.Add(now, true)
+	return true
 }
 
 // newClient returns a HostClient tuned for proxying: the gateway does its
@@ -194,14 +324,20 @@ func (s *Service) Pick(tried uint64) *Instance {
 // Tried adds in to the set of tried instances for Pick.
 func Tried(set uint64, in *Instance) uint64 { return set | 1<<in.index }
 
-// rebuild recomputes the schedule over the healthy instances.
+// rebuild recomputes the schedule: healthy instances at their effective
+// weight, ejected ones (breaker not closed) at weight 1 so that they get
+// their half-open probe, instances down at 0.
 func (s *Service) rebuild() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	weights := make([]int, len(s.instances))
 	for i, in := range s.instances {
-		if in.up.Load() {
-			weights[i] = in.weight
+		switch {
+		case !in.up.Load() || in.weight == 0:
+		case in.breaker.State() != health.Closed:
+			weights[i] = 1
+		default:
+			weights[i] = max(1, int(in.eff.Load()))
 		}
 	}
 	s.sched.Store(&schedule{seq: Sequence(weights)})

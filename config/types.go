@@ -54,6 +54,9 @@ type Service struct {
 	MaxConns        int        `toml:"max_conns"`         // per instance [1024]
 	IdleConnTimeout Duration   `toml:"idle_conn_timeout"` // close pooled upstream connections idle this long ["4s"]
 	Instances       []Instance `toml:"instances"`
+	Health          Health     `toml:"health"`  // active checks; see health.go
+	Breaker         Breaker    `toml:"breaker"` // passive checks
+	Limits          Limits     `toml:"limits"`  // overload protection
 }
 
 // MaxInstances bounds the instances of one service (the retry logic keeps

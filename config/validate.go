@@ -57,6 +57,7 @@ func (c *Config) setDefaults() {
 			svc.MaxConns = DefaultMaxConns
 		}
 		setDur(&svc.IdleConnTimeout, DefaultIdleConnTimeout)
+		svc.setHealthDefaults()
 		for j := range svc.Instances {
 			if svc.Instances[j].Weight == nil {
 				svc.Instances[j].Weight = ptr(1)
@@ -244,6 +245,7 @@ func (l *Log) validate(v *validator) {
 func (s *Service) validate(v *validator, key string, ids map[string]string) {
 	v.duration(key+".timeout", s.Timeout)
 	v.duration(key+".idle_conn_timeout", s.IdleConnTimeout)
+	s.validateHealth(v, key)
 	if *s.Retries < 0 {
 		v.add(key+".retries", "must not be negative, got %d", *s.Retries)
 	}

@@ -45,14 +45,22 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 }
 
 // try runs the attempts: the first on the balancer's pick, each retry on
-// another instance, while the error allows a retry, retries remain and the
-// deadline has not passed. It returns the last error, or nil once resp holds
-// an upstream answer.
+// another instance, while the error allows a retry, retries and the
+// service's retry budget remain, and the deadline has not passed. It returns
+// the last error, or nil once resp holds an upstream answer. Every attempt's
+// outcome feeds the instance's breaker; an answer with a failure status
+// (502/503/504 by default) counts as a failure there but is passed to the
+// client, not retried.
 func (g *Gateway) try(req *fasthttp.Request, resp *fasthttp.Response, x *exchange, r *route, deadline time.Time) error {
+	svc := r.up.svc
+	svc.CountRequest()
 	var tried uint64
 	var err error = balance.ErrNoInstance
 	for x.tries <= r.retries {
-		in := r.up.svc.Pick(tried)
+		if x.tries > 0 && !svc.AllowRetry() {
+			return err
+		}
+		in := svc.Pick(tried)
 		if in == nil {
 			return err // ErrNoInstance on the first attempt, else the last failure
 		}
@@ -74,6 +82,7 @@ func (g *Gateway) try(req *fasthttp.Request, resp *fasthttp.Response, x *exchang
 		err = in.DoDeadline(req, resp, attemptDeadline)
 		o := classify(err)
 		r.up.instances[in.Index()].outcomes[o].Inc()
+		in.Record(err != nil || svc.FailureStatus(resp.StatusCode()))
 		if err == nil {
 			return nil
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fastgate/fastgate/balance"
 	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/health"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -26,21 +27,24 @@ import (
 //
 // It is safe calling Gateway methods from concurrently running goroutines.
 type Gateway struct {
-	cfg      *config.Config
-	services []*balance.Service
-	routes   atomic.Pointer[table] // immutable; swapped whole
-	metrics  *metrics.Set
-	trusted  trustedProxies
-	ids      *idGen
-	log      zerolog.Logger // process log
-	access   zerolog.Logger // access log; Nop when off
-	sample   uint64         // keep 1 of sample successful requests in the access log
-	sampled  atomic.Uint64
-	server   *fasthttp.Server
-	maxURI   int
-	maxHdr   int
-	health   []byte // health path
-	metricsP []byte // metrics path
+	cfg       *config.Config
+	upstreams []*upstream // one per service, in config order
+	services  []*balance.Service
+	started   sync.Once             // starts the health checkers
+	routes    atomic.Pointer[table] // immutable; swapped whole
+	metrics   *metrics.Set
+	clock     health.Clock
+	trusted   trustedProxies
+	ids       *idGen
+	log       zerolog.Logger // process log
+	access    zerolog.Logger // access log; Nop when off
+	sample    uint64         // keep 1 of sample successful requests in the access log
+	sampled   atomic.Uint64
+	server    *fasthttp.Server
+	maxURI    int
+	maxHdr    int
+	health    []byte // health path
+	metricsP  []byte // metrics path
 
 	unmatched *routeMetrics // 404s
 	rejected  *routeMetrics // malformed requests
@@ -55,9 +59,12 @@ type Options struct {
 	// is on; wrap a file or stdout in an AsyncWriter so that logging never
 	// waits on I/O [io.Discard].
 	Access io.Writer
-	// Dial, when set, replaces TCP dialing to upstream instances (for
-	// in-memory listeners in benchmarks) [nil].
+	// Dial, when set, replaces TCP dialing to upstream instances and health
+	// probes (for in-memory listeners in benchmarks) [nil].
 	Dial fasthttp.DialFunc
+	// Clock drives breakers, the retry budget and health results
+	// [health.SystemClock{}].
+	Clock health.Clock
 }
 
 // New builds a gateway for cfg, which must come from config.Parse.
@@ -67,6 +74,7 @@ func New(cfg *config.Config, o Options) *Gateway {
 	g := &Gateway{
 		cfg:      cfg,
 		metrics:  metrics.NewSet(),
+		clock:    o.Clock,
 		trusted:  trustedProxies(cfg.Server.Trusted),
 		ids:      newIDGen(seed),
 		log:      o.Log,
@@ -77,19 +85,19 @@ func New(cfg *config.Config, o Options) *Gateway {
 		health:   []byte(cfg.Server.HealthPath),
 		metricsP: []byte(cfg.Server.MetricsPath),
 	}
+	if g.clock == nil {
+		g.clock = health.SystemClock{}
+	}
+	o.Clock = g.clock
 	if *cfg.Log.Access && o.Access != nil {
 		g.access = zerolog.New(o.Access).With().Timestamp().Logger()
 	}
 	byName := map[string]*upstream{}
 	for i := range cfg.Services {
-		svc := balance.New(&cfg.Services[i], o.Dial)
-		g.services = append(g.services, svc)
-		u := &upstream{svc: svc, name: []byte(svc.Name())}
-		u.retried = g.metrics.NewCounter(`fastgate_retries_total{service=` + quote(svc.Name()) + `}`)
-		for _, in := range svc.Instances() {
-			u.instances = append(u.instances, newInstanceMetrics(g.metrics, in))
-		}
-		byName[svc.Name()] = u
+		u := g.newUpstream(&cfg.Services[i], o)
+		g.upstreams = append(g.upstreams, u)
+		g.services = append(g.services, u.svc)
+		byName[u.svc.Name()] = u
 	}
 	g.routes.Store(g.buildTable(cfg, byName))
 	g.unmatched = newRouteMetrics(g.metrics, "_unmatched", "")
@@ -160,15 +168,29 @@ func (g *Gateway) Services() []*balance.Service { return g.services }
 // Metrics is the gateway's metrics set, served on the metrics path.
 func (g *Gateway) Metrics() *metrics.Set { return g.metrics }
 
-// Serve accepts connections on ln until Shutdown.
-func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
+// Serve starts the active health checks (once) and accepts connections on
+// ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	g.started.Do(func() {
+		for _, u := range g.upstreams {
+			if u.checker != nil {
+				u.checker.Start()
+			}
+		}
+	})
+	return g.server.Serve(ln)
+}
 
 // Shutdown stops accepting, waits for in-flight requests until ctx is done,
-// closes idle client connections and then the upstream pools.
+// closes idle client connections, stops the health checks and closes the
+// upstream pools.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := g.server.ShutdownWithContext(ctx)
-	for _, s := range g.services {
-		s.Close()
+	for _, u := range g.upstreams {
+		if u.checker != nil {
+			u.checker.Stop()
+		}
+		u.svc.Close()
 	}
 	return err
 }

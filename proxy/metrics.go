@@ -61,7 +61,9 @@ func quote(s string) string {
 
 // instanceMetrics are the series of one upstream instance.
 type instanceMetrics struct {
-	outcomes [numOutcomes]*metrics.Counter
+	outcomes  [numOutcomes]*metrics.Counter
+	checks    [2]*metrics.Counter // health check results: fail, pass
+	ejections *metrics.Counter    // breaker trips
 }
 
 func newInstanceMetrics(set *metrics.Set, in *balance.Instance) *instanceMetrics {
@@ -77,5 +79,10 @@ func newInstanceMetrics(set *metrics.Set, in *balance.Instance) *instanceMetrics
 		}
 		return 0
 	})
+	set.NewGauge("fastgate_breaker_state{"+labels+"}", func() float64 { return float64(in.Breaker().State()) })
+	set.NewGauge("fastgate_instance_effective_weight{"+labels+"}", func() float64 { return float64(in.EffectiveWeight()) })
+	m.ejections = set.NewCounter("fastgate_ejections_total{" + labels + "}")
+	m.checks[0] = set.NewCounter(`fastgate_health_checks_total{` + labels + `,result="fail"}`)
+	m.checks[1] = set.NewCounter(`fastgate_health_checks_total{` + labels + `,result="pass"}`)
 	return m
 }

@@ -3,19 +3,7 @@ package proxy
 import (
 	"bytes"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
-	"github.com/fastgate/fastgate/balance"
 )
-
-// upstream is a service with the series of its instances (indexed like
-// Service.Instances) and its retry counter.
-type upstream struct {
-	svc       *balance.Service
-	name      []byte
-	instances []*instanceMetrics
-	retried   *metrics.Counter
-}
 
 // route is one [[routes]] entry, ready for the request path. Immutable.
 type route struct {
