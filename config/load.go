@@ -70,7 +70,7 @@ func Parse(data []byte) (*Config, error) {
 		err = toml.NewDecoder(bytes.NewReader(data)).EnableUnmarshalerInterface().Decode(&c)
 	}
 	if err != nil {
-		return nil, append(v.ps, decodeProblem(err))
+		return nil, append(v.ps, decodeProblem(err, lines))
 	}
 	c.setDefaults()
 	c.validate(&v)
@@ -88,32 +88,57 @@ func lineKey(p Problem) int {
 	return p.Line
 }
 
-// unknownKeys names each unknown key with its array indexes, found through
-// the line the decoder reports.
+// unknownKeys lists each unknown key.
 func unknownKeys(strict *toml.StrictMissingError, lines map[string]int) Problems {
 	ps := make(Problems, 0, len(strict.Errors))
 	for _, e := range strict.Errors {
 		line, _ := e.Position()
-		key := strings.Join(e.Key(), ".")
-		last := "." + e.Key()[len(e.Key())-1]
-		for k, l := range lines {
-			if l == line && (k == key || strings.HasSuffix(k, last)) {
-				key = k
-				break
-			}
-		}
-		ps = append(ps, Problem{Key: key, Line: line, Msg: "unknown key"})
+		ps = append(ps, Problem{Key: fullKey(e.Key(), line, lines), Line: line, Msg: "unknown key"})
 	}
 	return ps
 }
 
-func decodeProblem(err error) Problem {
+func decodeProblem(err error, lines map[string]int) Problem {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		line, _ := de.Position()
-		return Problem{Key: strings.Join(de.Key(), "."), Line: line, Msg: de.Error()}
+		return Problem{Key: fullKey(de.Key(), line, lines), Line: line, Msg: de.Error()}
 	}
 	return Problem{Key: "(file)", Msg: err.Error()}
+}
+
+// fullKey names a key the decoder reports (without array indexes, perhaps
+// only its last part) as Problem.Key does, through the line it is on.
+func fullKey(parts []string, line int, lines map[string]int) string {
+	key := joinKey(parts)
+	if len(parts) == 0 {
+		return key
+	}
+	last := joinKey(parts[len(parts)-1:])
+	for k, l := range lines {
+		if l == line && (k == key || k == last || strings.HasSuffix(k, "."+last)) {
+			return k
+		}
+	}
+	return key
+}
+
+// joinKey joins key parts with dots, writing an empty part as "".
+func joinKey(parts []string) string {
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		if p == "" {
+			p = `""`
+		}
+		b.WriteString(p)
+	}
+	if b.Len() == 0 {
+		return `""`
+	}
+	return b.String()
 }
 
 // keyLines maps every key and table of the document to the line it is on,
@@ -153,7 +178,11 @@ func resolve(next map[string]int, base string, key unstable.Iterator, array bool
 		if path != "" {
 			path += "."
 		}
-		path += string(key.Node().Data)
+		part := string(key.Node().Data)
+		if part == "" {
+			part = `""`
+		}
+		path += part
 		if n, ok := next[path]; ok && (!array || !key.IsLast()) {
 			path += "[" + strconv.Itoa(n-1) + "]"
 		}
@@ -209,12 +238,18 @@ func (z *Size) UnmarshalTOML(raw []byte) error {
 	return nil
 }
 
+// unquote decodes raw as a TOML string (any of the four forms), or reports
+// that it is not one.
 func unquote(raw []byte) (string, bool) {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) >= 2 && (raw[0] == '"' || raw[0] == '\'') && raw[len(raw)-1] == raw[0] {
-		return string(raw[1 : len(raw)-1]), true
+	if len(raw) < 2 || raw[0] != '"' && raw[0] != '\'' {
+		return "", false
 	}
-	return "", false
+	var v struct{ V string }
+	if err := toml.Unmarshal(append([]byte("V = "), raw...), &v); err != nil {
+		return "", false
+	}
+	return v.V, true
 }
 
 var sizeUnits = []struct {

@@ -14,10 +14,11 @@ import (
 
 // Config is one whole config file.
 type Config struct {
-	Server   Server    `toml:"server"`
-	Log      Log       `toml:"log"`
-	Services []Service `toml:"services"`
-	Routes   []Route   `toml:"routes"`
+	Server     Server      `toml:"server"`
+	Log        Log         `toml:"log"`
+	Services   []Service   `toml:"services"`
+	Routes     []Route     `toml:"routes"`
+	Aggregates []Aggregate `toml:"aggregates"`
 }
 
 // Server configures the listening side of the gateway.

@@ -66,10 +66,12 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
-		if svc := c.Service(r.Service); svc != nil && svc.Timeout.err == "" && *svc.Retries >= 0 {
+		if svc := c.Service(r.Service); svc != nil && svc.Timeout.err == "" && svc.Timeout.Duration > 0 &&
+			*svc.Retries >= 0 && *svc.Retries < MaxInstances {
 			setDur(&r.Timeout, svc.Timeout.Duration*time.Duration(*svc.Retries+1))
 		}
 	}
+	c.setAggregateDefaults()
 }
 
 // Service returns the service named name, or nil.
@@ -180,6 +182,7 @@ func (c *Config) validate(v *validator) {
 		prefixes[r.Prefix] = true
 		r.validate(v, key, c)
 	}
+	c.validateAggregates(v)
 }
 
 func (s *Server) validate(v *validator) {
@@ -246,8 +249,8 @@ func (s *Service) validate(v *validator, key string, ids map[string]string) {
 	v.duration(key+".timeout", s.Timeout)
 	v.duration(key+".idle_conn_timeout", s.IdleConnTimeout)
 	s.validateHealth(v, key)
-	if *s.Retries < 0 {
-		v.add(key+".retries", "must not be negative, got %d", *s.Retries)
+	if r := *s.Retries; r < 0 || r >= MaxInstances {
+		v.add(key+".retries", "must be within 0..%d (each retry goes to another instance), got %d", MaxInstances-1, r)
 	}
 	if s.MaxConns < 1 {
 		v.add(key+".max_conns", "must be at least 1, got %d", s.MaxConns)
@@ -258,7 +261,7 @@ func (s *Service) validate(v *validator, key string, ids map[string]string) {
 	case n > MaxInstances:
 		v.add(key+".instances", "%d instances; at most %d per service", n, MaxInstances)
 	}
-	total := 0
+	total, badWeight := 0, false
 	for j, in := range s.Instances {
 		ik := fmt.Sprintf("%s.instances[%d]", key, j)
 		switch {
@@ -273,13 +276,15 @@ func (s *Service) validate(v *validator, key string, ids map[string]string) {
 		switch w := *in.Weight; {
 		case w < 0:
 			v.add(ik+".weight", "must not be negative, got %d", w)
+			badWeight = true
 		case w > 1000:
 			v.add(ik+".weight", "at most 1000, got %d", w)
+			badWeight = true
 		default:
 			total += w
 		}
 	}
-	if len(s.Instances) > 0 && total == 0 {
+	if len(s.Instances) > 0 && total == 0 && !badWeight {
 		v.add(key+".instances", "every instance has weight 0: the service could never answer")
 	}
 }
@@ -313,6 +318,9 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 // HasPathPrefix reports whether prefix matches path on a segment boundary:
 // "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path.
 func HasPathPrefix(path, prefix string) bool {
+	if prefix == "" {
+		return true
+	}
 	if !strings.HasPrefix(path, prefix) {
 		return false
 	}

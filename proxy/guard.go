@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -176,6 +178,25 @@ func checkTransferEncoding(te []byte) (int, string) {
 	return fasthttp.StatusBadRequest, msgBadRequest
 }
 
+// unsupportedTE extracts the Transfer-Encoding value fasthttp refused: its
+// parser rejects any value but chunked or identity before the handler runs,
+// with `unsupported transfer-encoding: "VALUE"` in an error that wraps no
+// sentinel (fasthttp v1.78, header.go), so the text is the only way to tell
+// an unknown coding (501) from other framing errors (400).
+func unsupportedTE(msg string) (string, bool) {
+	const marker = `unsupported transfer-encoding: `
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return "", false
+	}
+	v, err := strconv.QuotedPrefix(msg[i+len(marker):])
+	if err != nil {
+		return "", false
+	}
+	te, err := strconv.Unquote(v)
+	return te, err == nil
+}
+
 func equalFoldBytes(b []byte, lowerASCII string) bool {
 	return len(b) == len(lowerASCII) && equalFold(b, lowerASCII)
 }
@@ -239,6 +260,10 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, msgHeaderLarge
 	case isTimeout(err):
 		status, msg = fasthttp.StatusRequestTimeout, msgTimeoutRead
+	default:
+		if te, ok := unsupportedTE(err.Error()); ok {
+			status, msg = checkTransferEncoding([]byte(te))
+		}
 	}
 	x := acquireExchange()
 	x.id = g.ids.appendID(x.id)

@@ -51,6 +51,9 @@ func (t *table) match(path []byte) *route {
 // "/a" matches "/a" and "/a/b", never "/ab"; "/" matches every path. It is
 // config.HasPathPrefix for bytes.
 func hasPathPrefix(path, prefix []byte) bool {
+	if len(prefix) == 0 {
+		return true
+	}
 	if !bytes.HasPrefix(path, prefix) {
 		return false
 	}
