@@ -19,6 +19,10 @@ type Config struct {
 	Services   []Service   `toml:"services"`
 	Routes     []Route     `toml:"routes"`
 	Aggregates []Aggregate `toml:"aggregates"`
+	CORS       *CORS       `toml:"cors"`        // see edge.go
+	Auth       Auth        `toml:"auth"`        //
+	RateLimits []RateLimit `toml:"rate_limits"` //
+	Cache      *Cache      `toml:"cache"`       //
 }
 
 // Server configures the listening side of the gateway.
@@ -79,6 +83,7 @@ type Route struct {
 	Methods     []string `toml:"methods"`      // empty = all
 	StripPrefix string   `toml:"strip_prefix"` // removed from the forwarded path [""]
 	Timeout     Duration `toml:"timeout"`      // whole request, retries included [service timeout * (retries+1)]
+	Edge                 // cors, auth, rate_limit, cache_ttl
 }
 
 // Duration is a Go duration string in the file ("2s", "150ms").

@@ -72,6 +72,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	c.setAggregateDefaults()
+	c.setEdgeDefaults()
 }
 
 // Service returns the service named name, or nil.
@@ -183,6 +184,7 @@ func (c *Config) validate(v *validator) {
 		r.validate(v, key, c)
 	}
 	c.validateAggregates(v)
+	c.validateEdge(v)
 }
 
 func (s *Server) validate(v *validator) {

@@ -3,7 +3,7 @@
 # suite (bench) use, when they are missing. Idempotent; quiet when all is there.
 set -euo pipefail
 case "${1:-test}" in
-  test)  want=(promtool:prometheus) ;;
+  test)  want=(promtool:prometheus redis-server:redis-server) ;;
   bench) want=(wrk:wrk nginx:nginx haproxy:haproxy) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
