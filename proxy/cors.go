@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/fastgate/fastgate/config"
+	"github.com/valyala/fasthttp"
+)
+
+// corsPolicy is the [cors] table ready for the request path. Immutable.
+type corsPolicy struct {
+	exact       map[string]bool // allowed origins, exactly
+	wildcards   []originPattern // "https://*.example.com"
+	any         bool            // "*"
+	methods     []byte          // Access-Control-Allow-Methods
+	methodSet   map[string]bool //
+	headers     []byte          // Access-Control-Allow-Headers
+	headerSet   map[string]bool // lower-case allowed request headers
+	expose      []byte          // Access-Control-Expose-Headers
+	credentials bool
+	maxAge      []byte // seconds
+}
+
+type originPattern struct{ scheme, suffix string } // "https://", ".example.com"
+
+var (
+	headerOrigin  = []byte("Origin")
+	headerVary    = []byte("Vary")
+	headerACRM    = []byte("Access-Control-Request-Method")
+	headerACRH    = []byte("Access-Control-Request-Headers")
+	headerACAO    = []byte("Access-Control-Allow-Origin")
+	headerACAC    = []byte("Access-Control-Allow-Credentials")
+	headerACAM    = []byte("Access-Control-Allow-Methods")
+	headerACAH    = []byte("Access-Control-Allow-Headers")
+	headerACEH    = []byte("Access-Control-Expose-Headers")
+	headerACMA    = []byte("Access-Control-Max-Age")
+	valueTrue     = []byte("true")
+	valueStar     = []byte("*")
+	varyOrigin    = []byte("Origin")
+	varyPreflight = []byte("Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+	methodOptions = []byte(fasthttp.MethodOptions)
+)
+
+func newCORSPolicy(c *config.CORS) *corsPolicy {
+	p := &corsPolicy{
+		exact:       map[string]bool{},
+		methodSet:   map[string]bool{},
+		headerSet:   map[string]bool{},
+		credentials: c.AllowCredentials,
+		methods:     []byte(strings.Join(c.AllowedMethods, ", ")),
+		headers:     []byte(strings.Join(c.AllowedHeaders, ", ")),
+		expose:      []byte(strings.Join(c.ExposedHeaders, ", ")),
+		maxAge:      strconv.AppendInt(nil, int64(c.MaxAge.Seconds()), 10),
+	}
+	for _, o := range c.AllowedOrigins {
+		switch scheme, host, _ := strings.Cut(o, "://"); {
+		case o == "*":
+			p.any = true
+		case strings.HasPrefix(host, "*."):
+			p.wildcards = append(p.wildcards, originPattern{scheme: scheme + "://", suffix: strings.ToLower(host[1:])})
+		default:
+			p.exact[strings.ToLower(o)] = true
+		}
+	}
+	for _, m := range c.AllowedMethods {
+		p.methodSet[m] = true
+	}
+	for _, h := range c.AllowedHeaders {
+		p.headerSet[strings.ToLower(h)] = true
+	}
+	return p
+}
+
+// allowOrigin reports whether origin may read responses. Matching is
+// case-insensitive on the scheme and host; "*.example.com" matches any
+// subdomain (a.example.com, a.b.example.com), not example.com itself.
+func (p *corsPolicy) allowOrigin(origin []byte) bool {
+	if len(origin) == 0 {
+		return false
+	}
+	if p.any {
+		return true
+	}
+	var buf [256]byte
+	if len(origin) > len(buf) {
+		return false
+	}
+	lo := buf[:len(origin)]
+	for i, c := range origin {
+		lo[i] = lower(c)
+	}
+	if p.exact[b2s(lo)] {
+		return true
+	}
+	for _, w := range p.wildcards {
+		if len(lo) > len(w.scheme)+len(w.suffix) && string(lo[:len(w.scheme)]) == w.scheme &&
+			bytes.HasSuffix(lo, []byte(w.suffix)) && validHost(lo[len(w.scheme):]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPreflight reports a CORS preflight: OPTIONS with Origin and
+// Access-Control-Request-Method.
+func isPreflight(req *fasthttp.Request) bool {
+	return bytes.Equal(req.Header.Method(), methodOptions) &&
+		len(req.Header.PeekBytes(headerOrigin)) > 0 && len(req.Header.PeekBytes(headerACRM)) > 0
+}
+
+// preflight answers a preflight without calling the upstream: 204, with
+// the CORS headers when the origin, method and headers are all allowed, and
+// none otherwise (the browser then refuses the actual request).
+func (p *corsPolicy) preflight(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	resp := &ctx.Response
+	resp.SetStatusCode(fasthttp.StatusNoContent)
+	resp.Header.SetBytesKV(headerVary, varyPreflight)
+	origin := h.PeekBytes(headerOrigin)
+	if !p.allowOrigin(origin) || !p.methodSet[b2s(h.PeekBytes(headerACRM))] || !p.allowHeaders(h.PeekBytes(headerACRH)) {
+		return
+	}
+	p.setOrigin(resp, origin)
+	resp.Header.SetBytesKV(headerACAM, p.methods)
+	if len(p.headers) > 0 {
+		resp.Header.SetBytesKV(headerACAH, p.headers)
+	}
+	resp.Header.SetBytesKV(headerACMA, p.maxAge)
+}
+
+// allowHeaders reports whether every header named in an
+// Access-Control-Request-Headers value is allowed.
+func (p *corsPolicy) allowHeaders(list []byte) bool {
+	var buf [128]byte
+	for len(list) > 0 {
+		var tok []byte
+		tok, list = nextToken(list)
+		if len(tok) == 0 {
+			continue
+		}
+		if len(tok) > len(buf) {
+			return false
+		}
+		lo := buf[:len(tok)]
+		for i, c := range tok {
+			lo[i] = lower(c)
+		}
+		if !p.headerSet[b2s(lo)] {
+			return false
+		}
+	}
+	return true
+}
+
+// decorate adds CORS headers to an actual (non-preflight) response when its
+// origin is allowed, and Vary: Origin always, since the answer depends on it.
+func (p *corsPolicy) decorate(ctx *fasthttp.RequestCtx) {
+	resp := &ctx.Response
+	addVary(&resp.Header, varyOrigin)
+	origin := ctx.Request.Header.PeekBytes(headerOrigin)
+	if !p.allowOrigin(origin) {
+		return
+	}
+	p.setOrigin(resp, origin)
+	if len(p.expose) > 0 {
+		resp.Header.SetBytesKV(headerACEH, p.expose)
+	}
+}
+
+func (p *corsPolicy) setOrigin(resp *fasthttp.Response, origin []byte) {
+	if p.any && !p.credentials {
+		resp.Header.SetBytesKV(headerACAO, valueStar)
+		return
+	}
+	resp.Header.SetBytesKV(headerACAO, origin)
+	if p.credentials {
+		resp.Header.SetBytesKV(headerACAC, valueTrue)
+	}
+}
+
+// addVary adds name to the response's Vary header unless it is there.
+func addVary(h *fasthttp.ResponseHeader, name []byte) {
+	v := h.PeekBytes(headerVary)
+	if len(v) == 0 {
+		h.SetBytesKV(headerVary, name)
+		return
+	}
+	for rest := v; len(rest) > 0; {
+		var tok []byte
+		tok, rest = nextToken(rest)
+		if bytes.EqualFold(tok, name) || bytes.Equal(tok, valueStar) {
+			return
+		}
+	}
+	var buf [256]byte
+	h.SetBytesKV(headerVary, append(append(append(buf[:0], v...), ", "...), name...))
+}
