@@ -90,6 +90,10 @@ func (in *Instance) SetHealthy(up bool) (changed bool) {
 	if up {
 		in.eff.Store(min(1, int32(in.weight)))
 	}
+	// Pooled connections to an instance that went down, or that was down,
+	// are likely dead: a request must not find out the hard way (a POST
+	// on one would fail with nothing to retry).
+	in.client.CloseIdleConnections()
 	in.svc.rebuild()
 	return true
 }
@@ -118,12 +122,14 @@ func (in *Instance) Record(failed bool) {
 }
 
 // breakerChanged keeps the schedule in step with the breaker: an ejected
-// instance keeps one slot per period (for its half-open probe), a closed one
-// restarts at effective weight 1.
+// instance leaves it (Pick offers it its half-open probes separately), a
+// closed one re-enters at effective weight 1. Its idle connections are
+// closed either way, as in SetHealthy.
 func (in *Instance) breakerChanged(_, to health.State, _ time.Duration) {
 	if to == health.Closed {
 		in.eff.Store(min(1, int32(in.weight)))
 	}
+	in.client.CloseIdleConnections()
 	in.svc.rebuild()
 }
 
@@ -244,18 +250,16 @@ func (s *Service) FailureStatus(code int) bool {
 // CountRequest counts a request to the service for the retry budget.
 func (s *Service) CountRequest() { s.budget.Add(s.clock.Now(), false) }
 
-// AllowRetry reports whether the retry budget has room for one more retry,
-// and if so counts it: retries in the last 10 s may not exceed
-// retry_budget x requests + min_retries_per_second x 10.
-func (s *Service) AllowRetry() bool {
-	now := s.clock.Now()
-	total, retries := s.budget.Counts(now)
-	if float64(retries) >= s.retryRatio*float64(total-retries)+s.minRetries {
-		return false
-	}
-	s.budget.Add(now, true)
-	return true
+// RetryBudgetLeft reports whether the retry budget has room for one more
+// retry: retries in the last 10 s may not exceed retry_budget x requests +
+// min_retries_per_second x 10. CountRetry counts the retry once made.
+func (s *Service) RetryBudgetLeft() bool {
+	total, retries := s.budget.Counts(s.clock.Now())
+	return float64(retries) < s.retryRatio*float64(total-retries)+s.minRetries
 }
+
+// CountRetry counts a retry for the retry budget.
+func (s *Service) CountRetry() { s.budget.Add(s.clock.Now(), true) }
 
 // newClient returns a HostClient tuned for proxying: the gateway does its
 // own retries, so the client never repeats a request by itself.
@@ -302,10 +306,17 @@ func (s *Service) Close() {
 
 // Pick returns the next instance in smooth weighted round-robin order that
 // is available and not in tried (a set of Instance indexes, bit i for the
-// instance at index i; see Tried), or nil when there is none.
+// instance at index i; see Tried), or nil when there is none. While some
+// breaker is open, an ejected instance whose open period has passed is
+// offered first, for its half-open probe.
 //
 // Pick takes no lock and does not allocate.
 func (s *Service) Pick(tried uint64) *Instance {
+	if s.ejector.Ejected() > 0 {
+		if in := s.probe(tried); in != nil {
+			return in
+		}
+	}
 	seq := s.sched.Load().seq
 	n := uint64(len(seq))
 	if n == 0 {
@@ -321,21 +332,30 @@ func (s *Service) Pick(tried uint64) *Instance {
 	return nil
 }
 
+// probe returns an ejected instance due for a half-open probe (admitting
+// it), or nil. Ejected instances are out of the schedule, so their share
+// spreads over the others by weight instead of falling on a neighbour.
+func (s *Service) probe(tried uint64) *Instance {
+	for _, in := range s.instances {
+		if tried&(1<<in.index) == 0 && in.up.Load() && in.breaker.State() != health.Closed && in.breaker.Allow() {
+			return in
+		}
+	}
+	return nil
+}
+
 // Tried adds in to the set of tried instances for Pick.
 func Tried(set uint64, in *Instance) uint64 { return set | 1<<in.index }
 
 // rebuild recomputes the schedule: healthy instances at their effective
-// weight, ejected ones (breaker not closed) at weight 1 so that they get
-// their half-open probe, instances down at 0.
+// weight; instances down, or ejected (breaker not closed), left out.
 func (s *Service) rebuild() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	weights := make([]int, len(s.instances))
 	for i, in := range s.instances {
 		switch {
-		case !in.up.Load() || in.weight == 0:
-		case in.breaker.State() != health.Closed:
-			weights[i] = 1
+		case !in.up.Load() || in.weight == 0 || in.breaker.State() != health.Closed:
 		default:
 			weights[i] = max(1, int(in.eff.Load()))
 		}

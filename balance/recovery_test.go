@@ -186,7 +186,8 @@ name = "s"
 	}
 	allowed := 0
 	for range 50 {
-		if s.AllowRetry() {
+		if s.RetryBudgetLeft() {
+			s.CountRetry()
 			allowed++
 		}
 	}

@@ -136,7 +136,16 @@ func (b *Breaker) Allow() bool {
 			b.probesOK.Store(0)
 		}
 	}
-	return State(b.state.Load()) == HalfOpen && int(b.probes.Add(1)) <= b.cfg.HalfOpenRequests
+	for State(b.state.Load()) == HalfOpen {
+		n := b.probes.Load()
+		if int(n) >= b.cfg.HalfOpenRequests {
+			return false
+		}
+		if b.probes.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // Record counts the outcome of one request sent to the instance.

@@ -34,6 +34,10 @@ type Options struct {
 	// Listener, when set, is served instead of listening on Addr (for example
 	// a fasthttputil.InmemoryListener in benchmarks).
 	Listener net.Listener
+	// Handler, when set, may answer a non-health request itself (after the
+	// latency, with the forced status already set) by writing the body and
+	// returning true; false leaves the default answer [nil]. See Demo.
+	Handler func(ctx *fasthttp.RequestCtx) bool
 }
 
 // Request is a copy of one request the stub received, for tests to inspect.
@@ -55,6 +59,7 @@ type Server struct {
 	pad        []byte // `","pad":"xxxx"}` sized to reach BodySize
 	ln         net.Listener
 	srv        *fasthttp.Server
+	handler    func(ctx *fasthttp.RequestCtx) bool
 	done       chan struct{}
 
 	latency  atomic.Int64 // time.Duration
@@ -89,6 +94,7 @@ func Start(o Options) (*Server, error) {
 		id:         o.ID,
 		healthPath: []byte(o.HealthPath),
 		ln:         ln,
+		handler:    o.Handler,
 		done:       make(chan struct{}),
 	}
 	s.prefix = append(strconv.AppendQuote([]byte(`{"instance":`), o.ID), `,"path":"`...)
@@ -122,6 +128,9 @@ func (s *Server) ID() string { return s.id }
 // Close stops the stub and closes its open connections.
 func (s *Server) Close() error {
 	err := s.srv.Shutdown()
+	// Shutdown closes only listeners Serve has registered; closing ln too
+	// ends a Serve that had not got that far, which would never return.
+	_ = s.ln.Close()
 	<-s.done
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -173,6 +182,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if code := s.status.Load(); code != 0 {
 		ctx.SetStatusCode(int(code))
+	}
+	if s.handler != nil && s.handler(ctx) {
+		return
 	}
 	ctx.SetContentType("application/json")
 	w := ctx.Response.BodyWriter()
