@@ -128,7 +128,9 @@ func (p *Part) validate(v *validator, key string, c *Config, params map[string]b
 	if err := checkPartPath(p.Path, params); err != "" {
 		v.add(key+".path", "%s", err)
 	}
-	v.duration(key+".timeout", p.Timeout)
+	if p.Timeout.set { // unset only when the aggregate's timeout is bad, reported already
+		v.duration(key+".timeout", p.Timeout)
+	}
 	for i, h := range p.ForwardHeaders {
 		hk := fmt.Sprintf("%s.forward_headers[%d]", key, i)
 		if !isToken(h) {

@@ -28,7 +28,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	req.Header.DelBytes(headerExpect)
 	g.setForwardedHeaders(ctx, x, r)
 
-	err := g.try(req, resp, x, r, start.Add(r.timeout))
+	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start.Add(r.timeout))
 
 	if closeClient {
 		req.Header.SetConnectionClose()
@@ -44,44 +44,53 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	resp.Header.SetBytesKV(headerRequestID, x.id)
 }
 
+// attemptLog records what try did, for the access log.
+type attemptLog struct {
+	n    int               // attempts made
+	last *balance.Instance // the instance of the last attempt
+}
+
 // try runs the attempts: the first on the balancer's pick, each retry on
 // another instance, while the error allows a retry, retries and the
-// service's retry budget remain, and the deadline has not passed. It returns
-// the last error, or nil once resp holds an upstream answer. Every attempt's
-// outcome feeds the instance's breaker; an answer with a failure status
-// (502/503/504 by default) counts as a failure there but is passed to the
-// client, not retried.
-func (g *Gateway) try(req *fasthttp.Request, resp *fasthttp.Response, x *exchange, r *route, deadline time.Time) error {
-	svc := r.up.svc
+// service's retry budget remain, and the deadline has not passed. Each
+// attempt gets attempt time, within the deadline. It returns the last error,
+// or nil once resp holds an upstream answer. Every attempt's outcome feeds
+// the instance's breaker; an answer with a failure status (502/503/504 by
+// default) counts as a failure there but is passed on, not retried.
+func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemptLog, attempt time.Duration, retries int, deadline time.Time) error {
+	svc := u.svc
 	svc.CountRequest()
 	var tried uint64
 	var err error = balance.ErrNoInstance
-	for x.tries <= r.retries {
-		if x.tries > 0 && !svc.AllowRetry() {
+	for a.n <= retries {
+		// Deadline and budget first: a pick may admit a half-open probe,
+		// which must then be sent and its outcome recorded.
+		now := time.Now()
+		if !now.Before(deadline) {
+			return errRouteTimeout
+		}
+		if a.n > 0 && !svc.RetryBudgetLeft() {
 			return err
 		}
 		in := svc.Pick(tried)
 		if in == nil {
 			return err // ErrNoInstance on the first attempt, else the last failure
 		}
-		now := time.Now()
-		if !now.Before(deadline) {
-			return errRouteTimeout
-		}
-		if x.tries > 0 {
-			r.up.retried.Inc()
+		if a.n > 0 {
+			svc.CountRetry()
+			u.retried.Inc()
 			resp.Reset()
 		}
 		tried = balance.Tried(tried, in)
-		x.tries++
-		x.inst = in
-		attemptDeadline := now.Add(r.attempt)
+		a.n++
+		a.last = in
+		attemptDeadline := now.Add(attempt)
 		if deadline.Before(attemptDeadline) {
 			attemptDeadline = deadline
 		}
 		err = in.DoDeadline(req, resp, attemptDeadline)
 		o := classify(err)
-		r.up.instances[in.Index()].outcomes[o].Inc()
+		u.instances[in.Index()].outcomes[o].Inc()
 		in.Record(err != nil || svc.FailureStatus(resp.StatusCode()))
 		if err == nil {
 			return nil
@@ -108,7 +117,7 @@ func retryable(o outcome, method []byte) bool {
 }
 
 // setForwardedHeaders sets X-Forwarded-For/-Proto/-Host, X-Gateway-Service
-// and X-Request-ID. X-Forwarded-* from a trusted proxy are extended or kept;
+// (when r is not nil) and X-Request-ID. X-Forwarded-* from a trusted proxy are extended or kept;
 // from anyone else they are replaced.
 func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *route) {
 	h := &ctx.Request.Header
@@ -132,6 +141,8 @@ func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *
 	if !trusted || len(h.PeekBytes(headerXFHost)) == 0 {
 		h.SetBytesKV(headerXFHost, h.Host())
 	}
-	h.SetBytesKV(headerGatewaySvc, r.up.name)
+	if r != nil {
+		h.SetBytesKV(headerGatewaySvc, r.up.name)
+	}
 	h.SetBytesKV(headerRequestID, x.id)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fastgate/fastgate/aggregate"
 	"github.com/fastgate/fastgate/balance"
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/health"
@@ -27,24 +28,25 @@ import (
 //
 // It is safe calling Gateway methods from concurrently running goroutines.
 type Gateway struct {
-	cfg       *config.Config
-	upstreams []*upstream // one per service, in config order
-	services  []*balance.Service
-	started   sync.Once             // starts the health checkers
-	routes    atomic.Pointer[table] // immutable; swapped whole
-	metrics   *metrics.Set
-	clock     health.Clock
-	trusted   trustedProxies
-	ids       *idGen
-	log       zerolog.Logger // process log
-	access    zerolog.Logger // access log; Nop when off
-	sample    uint64         // keep 1 of sample successful requests in the access log
-	sampled   atomic.Uint64
-	server    *fasthttp.Server
-	maxURI    int
-	maxHdr    int
-	health    []byte // health path
-	metricsP  []byte // metrics path
+	cfg        *config.Config
+	upstreams  []*upstream // one per service, in config order
+	services   []*balance.Service
+	started    sync.Once             // starts the health checkers
+	routes     atomic.Pointer[table] // immutable; swapped whole
+	aggregates *aggregates           // immutable; nil without [[aggregates]]
+	metrics    *metrics.Set
+	clock      health.Clock
+	trusted    trustedProxies
+	ids        *idGen
+	log        zerolog.Logger // process log
+	access     zerolog.Logger // access log; Nop when off
+	sample     uint64         // keep 1 of sample successful requests in the access log
+	sampled    atomic.Uint64
+	server     *fasthttp.Server
+	maxURI     int
+	maxHdr     int
+	health     []byte // health path
+	metricsP   []byte // metrics path
 
 	unmatched *routeMetrics // 404s
 	rejected  *routeMetrics // malformed requests
@@ -100,6 +102,7 @@ func New(cfg *config.Config, o Options) *Gateway {
 		byName[u.svc.Name()] = u
 	}
 	g.routes.Store(g.buildTable(cfg, byName))
+	g.aggregates = g.buildAggregates(cfg, byName)
 	g.unmatched = newRouteMetrics(g.metrics, "_unmatched", "")
 	g.rejected = newRouteMetrics(g.metrics, "_rejected", "")
 	g.internal = newRouteMetrics(g.metrics, "_internal", "")
@@ -203,13 +206,14 @@ func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Warn().Msgf(for
 // exchange is the per-request scratch state, pooled so that the request
 // path does not allocate.
 type exchange struct {
-	id      []byte // request id
-	path    []byte // normalized path
-	uri     []byte // forwarded request target
-	scratch []byte // header values being built
-	route   *route
-	inst    *balance.Instance
-	tries   int
+	id       []byte // request id
+	path     []byte // normalized path
+	uri      []byte // forwarded request target
+	scratch  []byte // header values being built
+	route    *route
+	attempts attemptLog
+	agg      *aggRoute         // the aggregate that answered, if any
+	sum      aggregate.Summary // its part outcomes
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -220,7 +224,7 @@ func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
 
 func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0]
-	x.route, x.inst, x.tries = nil, nil, 0
+	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
 	exchangePool.Put(x)
 }
 
@@ -264,6 +268,13 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		g.serveMetrics(ctx, x)
 		return g.internal
 	}
+	if a, status := g.aggregates.lookup(ctx, x.path); a != nil {
+		g.serveAggregate(ctx, x, a)
+		return a.metrics
+	} else if status != 0 {
+		writeError(ctx, status, msgMethod, x.id)
+		return g.unmatched
+	}
 	r := g.routes.Load().match(x.path)
 	if r == nil {
 		writeError(ctx, fasthttp.StatusNotFound, msgNotFound, x.id)
@@ -306,11 +317,16 @@ func (g *Gateway) observe(ctx *fasthttp.RequestCtx, x *exchange, rm *routeMetric
 	if r := x.route; r != nil {
 		e.Bytes("route", r.prefix).Bytes("service", r.up.name)
 	}
-	if x.inst != nil {
-		e.Str("instance", x.inst.ID())
+	if x.attempts.last != nil {
+		e.Str("instance", x.attempts.last.ID())
+	}
+	if x.agg != nil {
+		e.Str("aggregate", x.agg.ep.Name())
+		x.scratch = x.agg.ep.AppendParts(x.scratch[:0], &x.sum)
+		e.Bytes("parts", x.scratch)
 	}
 	var ipBuf [64]byte
-	e.Int("attempts", x.tries).
+	e.Int("attempts", x.attempts.n).
 		Dur("duration", d).
 		Int("bytes", len(ctx.Response.Body())).
 		Bytes("client_ip", g.clientIP(ctx).AppendTo(ipBuf[:0])).

@@ -18,10 +18,12 @@ type upstream struct {
 	instances []*instanceMetrics
 	retried   *metrics.Counter
 	checker   *health.Checker
+	attempt   time.Duration // per-attempt timeout
+	retries   int           // extra attempts
 }
 
 func (g *Gateway) newUpstream(sc *config.Service, o Options) *upstream {
-	u := &upstream{name: []byte(sc.Name)}
+	u := &upstream{name: []byte(sc.Name), attempt: sc.Timeout.Duration, retries: *sc.Retries}
 	u.svc = balance.New(sc, balance.Options{
 		Dial:  o.Dial,
 		Clock: o.Clock,
