@@ -110,7 +110,7 @@ func startStubs(cfg *config.Config) ([]*stub.Server, error) {
 	var out []*stub.Server
 	for _, svc := range cfg.Services {
 		for _, in := range svc.Instances {
-			s, err := stub.Start(stub.Options{ID: in.ID, Addr: in.Addr})
+			s, err := stub.Start(stub.Options{ID: in.ID, Addr: in.Addr, Handler: stub.Demo(in.ID)})
 			if err != nil {
 				closeAll(out)
 				return nil, fmt.Errorf("instance %s of %s on %s: %w", in.ID, svc.Name, in.Addr, err)
