@@ -73,7 +73,12 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 		log.Error().Err(err).Msg("listen")
 		return 1
 	}
-	g := proxy.New(cfg, proxy.Options{Log: log, Access: access})
+	g, err := proxy.New(cfg, proxy.Options{Log: log, Access: access})
+	if err != nil {
+		ln.Close()
+		log.Error().Err(err).Msg("gateway")
+		return 1
+	}
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Int("services", len(cfg.Services)).Int("routes", len(cfg.Routes)).Msg("fastgate serving")

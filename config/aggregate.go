@@ -16,6 +16,7 @@ type Aggregate struct {
 	MaxPartBytes    Size     `toml:"max_part_bytes"`    // a larger part body is a failed part ["1MiB"]
 	TrustUserHeader bool     `toml:"trust_user_header"` // {user_id} from the client's X-User-ID header when no authenticated user [false]
 	Parts           []Part   `toml:"parts"`
+	Edge                     // cors, auth, rate_limit, cache_ttl (see edge.go)
 }
 
 // Part is one upstream call of an aggregate.

@@ -102,6 +102,9 @@ func (c *Config) setEdgeDefaults() {
 	for i := range c.Routes {
 		setStr(&c.Routes[i].Auth, "none")
 	}
+	for i := range c.Aggregates {
+		setStr(&c.Aggregates[i].Auth, "none")
+	}
 }
 
 // RateLimit returns the rate limit named name, or nil.
@@ -175,6 +178,9 @@ func (c *Config) validateEdge(v *validator) {
 	}
 	for i := range c.Routes {
 		c.validateEdgeUse(v, fmt.Sprintf("routes[%d]", i), &c.Routes[i].Edge)
+	}
+	for i := range c.Aggregates {
+		c.validateEdgeUse(v, fmt.Sprintf("aggregates[%d]", i), &c.Aggregates[i].Edge)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 type aggRoute struct {
 	ep      *aggregate.Endpoint
 	metrics *routeMetrics
+	edge    *edgeRoute
+	timeout time.Duration
 }
 
 // aggregates matches aggregate paths (with fasthttp/router's {param}
@@ -42,7 +44,7 @@ func (g *Gateway) buildAggregates(cfg *config.Config, byName map[string]*upstrea
 		if err != nil { // config validation rules out every error New returns
 			panic("proxy: aggregate " + ac.Path + ": " + err.Error())
 		}
-		a := &aggRoute{ep: ep, metrics: newRouteMetrics(g.metrics, ac.Path, "_aggregate")}
+		a := &aggRoute{ep: ep, metrics: newRouteMetrics(g.metrics, ac.Path, "_aggregate"), edge: g.edge.route(&ac.Edge), timeout: ac.Timeout.Duration}
 		mark := func(ctx *fasthttp.RequestCtx) { ctx.SetUserValue(aggregateKey{}, a) }
 		for _, m := range ac.Methods {
 			as.byMethod.Handle(m, ac.Path, mark)

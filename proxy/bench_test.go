@@ -50,7 +50,7 @@ service = "svc"
 		tb.Fatal(err)
 	}
 	logw := NewAsyncWriter(io.Discard, 0, 0)
-	g := New(cfg, Options{Log: zerolog.Nop(), Access: logw, Dial: func(string) (net.Conn, error) { return upLn.Dial() }})
+	g := mustNew(tb, cfg, Options{Log: zerolog.Nop(), Access: logw, Dial: func(string) (net.Conn, error) { return upLn.Dial() }})
 	gwLn := fasthttputil.NewInmemoryListener()
 	go func() { _ = g.Serve(gwLn) }()
 	b := &benchGateway{
@@ -147,7 +147,21 @@ service = "users"
 		fmt.Println(err)
 		return
 	}
-	g := New(cfg, Options{})
+	g, err := New(cfg, Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	fmt.Println(len(g.Services()), g.Services()[0].Name())
 	// Output: 1 users
+}
+
+// mustNew is New for tests: it fails tb on an error.
+func mustNew(tb testing.TB, cfg *config.Config, o Options) *Gateway {
+	tb.Helper()
+	g, err := New(cfg, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
 }

@@ -53,7 +53,7 @@ func startGateway(t *testing.T, toml string) *e2eGateway {
 		t.Fatal(err)
 	}
 	gw := &e2eGateway{
-		g:    New(cfg, Options{Log: zerolog.Nop(), Access: io.Discard}),
+		g:    mustNew(t, cfg, Options{Log: zerolog.Nop(), Access: io.Discard}),
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}

@@ -17,8 +17,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fastgate/fastgate/aggregate"
 	"github.com/fastgate/fastgate/balance"
+	"github.com/fastgate/fastgate/cache"
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/health"
+	"github.com/fastgate/fastgate/ratelimit"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -34,6 +36,7 @@ type Gateway struct {
 	started    sync.Once             // starts the health checkers
 	routes     atomic.Pointer[table] // immutable; swapped whole
 	aggregates *aggregates           // immutable; nil without [[aggregates]]
+	edge       *edgeShared           // CORS, JWT, rate limits, cache
 	metrics    *metrics.Set
 	clock      health.Clock
 	trusted    trustedProxies
@@ -69,8 +72,10 @@ type Options struct {
 	Clock health.Clock
 }
 
-// New builds a gateway for cfg, which must come from config.Parse.
-func New(cfg *config.Config, o Options) *Gateway {
+// New builds a gateway for cfg, which must come from config.Parse. It
+// fails when the edge middleware cannot start (JWT keys that do not load,
+// a rate limit the store refuses).
+func New(cfg *config.Config, o Options) (*Gateway, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	g := &Gateway{
@@ -94,6 +99,11 @@ func New(cfg *config.Config, o Options) *Gateway {
 	if *cfg.Log.Access && o.Access != nil {
 		g.access = zerolog.New(o.Access).With().Timestamp().Logger()
 	}
+	edge, err := g.newEdgeShared(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	g.edge = edge
 	byName := map[string]*upstream{}
 	for i := range cfg.Services {
 		u := g.newUpstream(&cfg.Services[i], o)
@@ -107,7 +117,7 @@ func New(cfg *config.Config, o Options) *Gateway {
 	g.rejected = newRouteMetrics(g.metrics, "_rejected", "")
 	g.internal = newRouteMetrics(g.metrics, "_internal", "")
 	g.server = g.newServer()
-	return g
+	return g, nil
 }
 
 func (g *Gateway) buildTable(cfg *config.Config, byName map[string]*upstream) *table {
@@ -123,6 +133,7 @@ func (g *Gateway) buildTable(cfg *config.Config, byName map[string]*upstream) *t
 			retries: *sc.Retries,
 			timeout: rc.Timeout.Duration,
 			metrics: newRouteMetrics(g.metrics, rc.Prefix, rc.Service),
+			edge:    g.edge.route(&rc.Edge),
 		}
 		for _, m := range rc.Methods {
 			r.methods = append(r.methods, []byte(m))
@@ -195,6 +206,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		u.svc.Close()
 	}
+	g.edge.close()
 	return err
 }
 
@@ -214,6 +226,13 @@ type exchange struct {
 	attempts attemptLog
 	agg      *aggRoute         // the aggregate that answered, if any
 	sum      aggregate.Summary // its part outcomes
+	deadline time.Time         // of the whole request (route or aggregate timeout)
+
+	user      string             // authenticated subject
+	decision  ratelimit.Decision // rate-limit decision, when limited
+	limited   bool               // decision is set and came from the store
+	flight    *cache.Flight      // held on a cache miss until stored
+	cacheMiss bool
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -225,6 +244,7 @@ func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
 func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
+	x.user, x.limited, x.flight, x.cacheMiss = "", false, nil, false
 	exchangePool.Put(x)
 }
 
@@ -269,7 +289,11 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		return g.internal
 	}
 	if a, status := g.aggregates.lookup(ctx, x.path); a != nil {
-		g.serveAggregate(ctx, x, a)
+		x.deadline = start.Add(a.timeout)
+		if !g.preflight(ctx, x, a.edge) && !g.before(ctx, x, a.edge, query) {
+			g.serveAggregate(ctx, x, a)
+			g.after(ctx, x, a.edge, query)
+		}
 		return a.metrics
 	} else if status != 0 {
 		writeError(ctx, status, msgMethod, x.id)
@@ -281,12 +305,21 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		return g.unmatched
 	}
 	x.route = r
+	x.deadline = start.Add(r.timeout)
+	if g.preflight(ctx, x, r.edge) {
+		return r.metrics
+	}
 	if !r.allows(ctx.Request.Header.Method()) {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, x.id)
 		ctx.Response.Header.SetBytesKV(headerAllow, r.allow)
+		g.decorate(ctx, x, r.edge)
+		return r.metrics
+	}
+	if g.before(ctx, x, r.edge, query) {
 		return r.metrics
 	}
 	g.forward(ctx, x, r, query, start)
+	g.after(ctx, x, r.edge, query)
 	return r.metrics
 }
 

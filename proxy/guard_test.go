@@ -30,7 +30,7 @@ service = "s"
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New(cfg, Options{})
+	g := mustNew(t, cfg, Options{})
 	tests := []struct {
 		name   string
 		raw    string

@@ -55,7 +55,7 @@ func startGatewayWith(t *testing.T, toml string, o Options) *e2eGateway {
 		t.Fatal(err)
 	}
 	o.Log, o.Access = zerolog.Nop(), io.Discard
-	gw := &e2eGateway{g: New(cfg, o), addr: ln.Addr().String(), done: make(chan struct{})}
+	gw := &e2eGateway{g: mustNew(t, cfg, o), addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() {
 		gw.err = gw.g.Serve(ln)
 		close(gw.done)

@@ -16,6 +16,7 @@ type route struct {
 	retries int           // extra attempts
 	timeout time.Duration // whole request
 	metrics *routeMetrics
+	edge    *edgeRoute
 }
 
 // allows reports whether the route accepts method.

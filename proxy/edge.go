@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fastgate/fastgate/aggregate"
+	"github.com/fastgate/fastgate/auth"
+	"github.com/fastgate/fastgate/cache"
+	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/ratelimit"
+	"github.com/valyala/fasthttp"
+)
+
+// edgeShared is what the edge middleware shares across routes: the CORS
+// policy, the JWT verifier, the rate limiters and the cache, each nil when
+// its table is absent. Immutable after newEdgeShared (the parts are safe
+// for concurrent use).
+type edgeShared struct {
+	cors     *corsPolicy
+	verifier *auth.Verifier
+	limiters map[string]*limiter
+	cache    *cache.Cache
+
+	authFailures map[string]*metrics.Counter // by auth.Reason
+	cacheResults [numCacheResults]*metrics.Counter
+}
+
+type cacheResult uint8
+
+const (
+	cacheHit    cacheResult = iota
+	cacheMiss               // fetched upstream, perhaps stored
+	cacheBypass             // not a cacheable request (method, no-store...)
+	numCacheResults
+)
+
+var cacheResultNames = [numCacheResults]string{"hit", "miss", "bypass"}
+
+// limiter is a [[rate_limits]] entry with its key rule and series.
+type limiter struct {
+	l           *ratelimit.Limiter
+	name        string
+	key         byte   // 'i' ip, 'u' user, 'h' header
+	header      []byte // for key = header:NAME
+	rejected    *metrics.Counter
+	storeErrors *metrics.Counter
+}
+
+// edgeRoute is one route's or aggregate's middleware switches, resolved.
+// Immutable.
+type edgeRoute struct {
+	cors     bool
+	auth     bool
+	limit    *limiter
+	cacheOn  bool
+	cacheTTL time.Duration
+}
+
+func (g *Gateway) newEdgeShared(cfg *config.Config, o Options) (*edgeShared, error) {
+	e := &edgeShared{limiters: map[string]*limiter{}, authFailures: map[string]*metrics.Counter{}}
+	if cfg.CORS != nil {
+		e.cors = newCORSPolicy(cfg.CORS)
+	}
+	if cfg.Auth.JWT != nil {
+		v, err := auth.NewVerifier(cfg.Auth.JWT, auth.Options{
+			OnRefreshError: func(err error) { g.log.Warn().Err(err).Msg("jwks refresh failed; keeping the last good keys") },
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.verifier = v
+		for _, r := range auth.Reasons() {
+			e.authFailures[r] = g.metrics.NewCounter(`fastgate_auth_failures_total{reason=` + quote(r) + `}`)
+		}
+	}
+	for i := range cfg.RateLimits {
+		rc := &cfg.RateLimits[i]
+		l, err := g.newLimiter(rc)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.limiters[rc.Name] = l
+	}
+	if cfg.Cache != nil {
+		e.cache = cache.New(cfg.Cache.MaxBytes.N, cache.Options{DefaultTTL: cfg.Cache.DefaultTTL.Duration})
+		for r := range numCacheResults {
+			e.cacheResults[r] = g.metrics.NewCounter(`fastgate_cache_requests_total{result="` + cacheResultNames[r] + `"}`)
+		}
+		c := e.cache
+		g.metrics.NewGauge("fastgate_cache_bytes", func() float64 { return float64(c.Stats().Bytes) })
+	}
+	return e, nil
+}
+
+func (g *Gateway) newLimiter(rc *config.RateLimit) (*limiter, error) {
+	name := rc.Name
+	rl, err := ratelimit.New(rc, ratelimit.Options{
+		OnStoreState: func(healthy bool, err error) {
+			if healthy {
+				g.log.Info().Str("limit", name).Msg("rate limit store reachable again")
+			} else {
+				g.log.Warn().Str("limit", name).Err(err).Str("on_store_error", rc.OnStoreError).Msg("rate limit store unreachable")
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rate limit %s: %w", name, err)
+	}
+	l := &limiter{
+		l:           rl,
+		name:        name,
+		key:         rc.Key[0],
+		rejected:    g.metrics.NewCounter(`fastgate_ratelimit_rejected_total{limit=` + quote(name) + `}`),
+		storeErrors: g.metrics.NewCounter(`fastgate_ratelimit_store_errors_total{limit=` + quote(name) + `}`),
+	}
+	if h, ok := strings.CutPrefix(rc.Key, "header:"); ok {
+		l.header = []byte(h)
+	}
+	return l, nil
+}
+
+func (e *edgeShared) close() {
+	if e.verifier != nil {
+		_ = e.verifier.Close()
+	}
+	for _, l := range e.limiters {
+		_ = l.l.Close()
+	}
+}
+
+func (e *edgeShared) route(c *config.Edge) *edgeRoute {
+	r := &edgeRoute{cors: c.CORS, auth: c.Auth == "jwt", limit: e.limiters[c.RateLimit]}
+	if e.cache != nil {
+		r.cacheOn, r.cacheTTL = true, c.CacheTTL.Duration
+	}
+	return r
+}
+
+var (
+	headerAuthorization = []byte("Authorization")
+	headerUserID        = []byte("X-User-ID")
+	headerWWWAuth       = []byte("WWW-Authenticate")
+	headerXCache        = []byte("X-Cache")
+	headerRLLimit       = []byte("RateLimit-Limit")
+	headerRLRemaining   = []byte("RateLimit-Remaining")
+	headerRLReset       = []byte("RateLimit-Reset")
+	bearerInvalid       = []byte(`Bearer error="invalid_token"`)
+	bearerMissing       = []byte(`Bearer realm="fastgate"`)
+	valueHIT            = []byte("HIT")
+	valueMISS           = []byte("MISS")
+)
+
+const (
+	msgUnauthorized = "invalid or missing bearer token"
+	msgRateLimited  = "rate limit exceeded"
+)
+
+// preflight answers a CORS preflight for a route with cors on, before the
+// method check (browsers send OPTIONS whatever the route's methods), and
+// reports whether it did.
+func (g *Gateway) preflight(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute) bool {
+	if !er.cors || !isPreflight(&ctx.Request) {
+		return false
+	}
+	g.edge.cors.preflight(ctx)
+	ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+	return true
+}
+
+// before runs the request-side middleware of a route or aggregate, in the
+// seed's order: authentication, rate limiting, cache lookup (the CORS
+// preflight came first). It reports whether it answered the request
+// itself, CORS headers included. A client's X-User-ID is removed on every
+// route, authenticated or not.
+func (g *Gateway) before(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, query []byte) bool {
+	ctx.Request.Header.DelBytes(headerUserID)
+	answered := er.auth && !g.authenticate(ctx, x) ||
+		er.limit != nil && !g.rateLimit(ctx, x, er.limit) ||
+		er.cacheOn && g.cacheLookup(ctx, x, query)
+	if answered {
+		g.decorate(ctx, x, er)
+	}
+	return answered
+}
+
+// after runs the response-side middleware once the upstream answered:
+// cache store (releasing waiters), CORS and rate-limit headers.
+func (g *Gateway) after(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, query []byte) {
+	if x.cacheMiss {
+		g.edge.cache.Store(&ctx.Request, x.path, query, &ctx.Response, er.cacheTTL)
+		ctx.Response.Header.SetBytesKV(headerXCache, valueMISS)
+		x.flight.Done()
+		x.flight = nil
+	}
+	g.decorate(ctx, x, er)
+}
+
+// decorate adds the CORS and rate-limit headers to whatever answer ctx
+// holds.
+func (g *Gateway) decorate(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute) {
+	if er.cors {
+		g.edge.cors.decorate(ctx)
+	}
+	if x.limited {
+		setRateLimitHeaders(&ctx.Response.Header, &x.decision)
+	}
+}
+
+// authenticate verifies the bearer token; on success the upstream gets
+// X-User-ID (the sub claim) and aggregates get it for {user_id}.
+func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	claims, err := g.edge.verifier.Verify(ctx.Request.Header.PeekBytes(headerAuthorization))
+	if err != nil {
+		reason := auth.Reason(err)
+		if c := g.edge.authFailures[reason]; c != nil {
+			c.Inc()
+		}
+		writeError(ctx, fasthttp.StatusUnauthorized, msgUnauthorized, x.id)
+		if reason == "missing" {
+			ctx.Response.Header.SetBytesKV(headerWWWAuth, bearerMissing)
+		} else {
+			ctx.Response.Header.SetBytesKV(headerWWWAuth, bearerInvalid)
+		}
+		return false
+	}
+	x.user = claims.Subject
+	ctx.Request.Header.SetBytesKV(headerUserID, s2b(claims.Subject))
+	ctx.SetUserValue(aggregate.UserID, claims.Subject)
+	return true
+}
+
+// rateLimit applies l to the request's key; over the limit it answers 429.
+func (g *Gateway) rateLimit(ctx *fasthttp.RequestCtx, x *exchange, l *limiter) bool {
+	x.scratch = appendLimitKey(x.scratch[:0], ctx, x, l, g)
+	d := l.l.Allow(ctx, x.scratch)
+	if d.StoreError {
+		l.storeErrors.Inc()
+	}
+	x.decision, x.limited = d, !d.StoreError
+	if d.Allowed {
+		return true
+	}
+	l.rejected.Inc()
+	writeError(ctx, fasthttp.StatusTooManyRequests, msgRateLimited, x.id)
+	secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
+	ctx.Response.Header.SetBytesKV(headerRetryAfter, strconv.AppendInt(x.scratch[:0], max(secs, 1), 10))
+	setRateLimitHeaders(&ctx.Response.Header, &d)
+	return false
+}
+
+// appendLimitKey appends the bucket key: "ip:ADDR" (the client address
+// from the trusted-proxy rules, so a spoofed X-Forwarded-For cannot pick a
+// fresh bucket), "u:SUB", or "h:VALUE" (falling back to the address when
+// the header is absent).
+func appendLimitKey(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, l *limiter, g *Gateway) []byte {
+	switch l.key {
+	case 'u':
+		if x.user != "" {
+			return append(append(dst, "u:"...), x.user...)
+		}
+	case 'h':
+		if v := ctx.Request.Header.PeekBytes(l.header); len(v) > 0 {
+			return append(append(dst, "h:"...), v...)
+		}
+	}
+	return g.clientIP(ctx).AppendTo(append(dst, "ip:"...))
+}
+
+func setRateLimitHeaders(h *fasthttp.ResponseHeader, d *ratelimit.Decision) {
+	var buf [20]byte
+	h.SetBytesKV(headerRLLimit, strconv.AppendInt(buf[:0], int64(d.Limit), 10))
+	h.SetBytesKV(headerRLRemaining, strconv.AppendInt(buf[:0], int64(d.Remaining), 10))
+	h.SetBytesKV(headerRLReset, strconv.AppendInt(buf[:0], int64((d.ResetAfter+time.Second-1)/time.Second), 10))
+}
+
+// cacheLookup answers from the cache when it can. On a miss it may hold a
+// flight (concurrent misses for the key wait for this request's fetch).
+func (g *Gateway) cacheLookup(ctx *fasthttp.RequestCtx, x *exchange, query []byte) bool {
+	m := ctx.Request.Header.Method()
+	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
+		g.edge.cacheResults[cacheBypass].Inc()
+		return false
+	}
+	hit, _, f := g.edge.cache.Get(&ctx.Request, x.path, query, &ctx.Response, x.deadline)
+	if hit {
+		g.edge.cacheResults[cacheHit].Inc()
+		ctx.Response.Header.SetBytesKV(headerXCache, valueHIT)
+		ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+		return true
+	}
+	g.edge.cacheResults[cacheMiss].Inc()
+	x.flight, x.cacheMiss = f, true
+	return false
+}
