@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fastgate/fastgate/auth"
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/proxy"
 	"github.com/fastgate/fastgate/stub"
@@ -29,6 +30,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("fastgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "./config.toml", "config file")
@@ -99,6 +103,40 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 	}
 	<-served
 	log.Info().Int64("access_log_dropped", access.Dropped()).Msg("stopped")
+	return 0
+}
+
+// runToken is `fastgate token -sub ID [-ttl 1h] [-config PATH]`: it mints
+// a JWT for the demo with the config's [auth.jwt] signing_key_file (or its
+// HS* secret) and prints it.
+func runToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fastgate token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "./config.toml", "config file with an [auth.jwt] table")
+	sub := fs.String("sub", "", "subject (the user id the upstream gets as X-User-ID)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *sub == "" {
+		fmt.Fprintln(stderr, "fastgate token: -sub is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	if cfg.Auth.JWT == nil {
+		fmt.Fprintf(stderr, "%s: no [auth.jwt] table\n", *path)
+		return 1
+	}
+	tok, err := auth.Mint(cfg.Auth.JWT, *sub, *ttl, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, "fastgate token:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
 	return 0
 }
 

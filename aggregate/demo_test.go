@@ -31,11 +31,18 @@ func TestDemoConfig(t *testing.T) {
 	for i := range cfg.Aggregates {
 		spec := SpecOf(&cfg.Aggregates[i])
 		t.Run(spec.Name, func(t *testing.T) {
-			if spec.Timeout != 2*time.Second || !spec.TrustUserHeader || spec.MaxPartBytes != 1<<20 || spec.StatusOnPartial != 200 {
+			// The feed takes the user from the JWT (auth = "jwt"), the
+			// dashboard from a trusted X-User-ID header.
+			jwt := cfg.Aggregates[i].Auth == "jwt"
+			if spec.Timeout != 2*time.Second || spec.TrustUserHeader == jwt || spec.MaxPartBytes != 1<<20 || spec.StatusOnPartial != 200 {
 				t.Errorf("spec %+v", spec)
 			}
 			e := mustNew(t, spec, resolve, nil)
 			ctx := newCtx(spec.Name, "X-User-ID", "42")
+			if jwt {
+				ctx.Request.Header.Del("X-User-ID")
+				ctx.SetUserValue(UserID, "42")
+			}
 			sum := e.Handle(ctx)
 			doc := decode(t, &ctx.Response)
 			if sum.Status != 200 || doc.Status != "success" || doc.Meta.ServicesSucceeded != len(spec.Parts) {

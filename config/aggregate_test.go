@@ -166,7 +166,7 @@ func TestDemoAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := config.Parse(data)
+	c, err := config.ParseDir(data, "..")
 	if err != nil {
 		t.Fatal(err)
 	}

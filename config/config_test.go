@@ -66,7 +66,10 @@ func TestDemoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := mustParse(t, string(data))
+	c, err := config.ParseDir(data, "..")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	s := c.Server
 	if s.Listen != "127.0.0.1:8080" || s.HealthPath != "/health" || s.MetricsPath != "/metrics" {

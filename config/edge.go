@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -104,6 +105,24 @@ func (c *Config) setEdgeDefaults() {
 	}
 	for i := range c.Aggregates {
 		setStr(&c.Aggregates[i].Auth, "none")
+	}
+}
+
+// resolveFiles makes the relative file names of the config relative to dir.
+func (c *Config) resolveFiles(dir string) {
+	j := c.Auth.JWT
+	if j == nil || dir == "" {
+		return
+	}
+	abs := func(f string) string {
+		if f == "" || filepath.IsAbs(f) {
+			return f
+		}
+		return filepath.Join(dir, f)
+	}
+	j.JWKSFile, j.SigningKeyFile = abs(j.JWKSFile), abs(j.SigningKeyFile)
+	for i, f := range j.PublicKeyFiles {
+		j.PublicKeyFiles[i] = abs(f)
 	}
 }
 

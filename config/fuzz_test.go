@@ -35,7 +35,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := config.Parse(data)
+		c, err := config.ParseDir(data, "..")
 		if err != nil {
 			if c != nil {
 				t.Fatalf("Parse returned a config and an error: %v", err)

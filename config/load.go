@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,18 +43,22 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
-// Load reads and parses the file at path.
+// Load reads and parses the file at path. Relative file names in it (JWT
+// keys) are taken from the file's directory, as nginx and Caddy do.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data)
+	return ParseDir(data, filepath.Dir(path))
 }
 
 // Parse decodes data, fills defaults and validates. On failure the error is
-// Problems.
-func Parse(data []byte) (*Config, error) {
+// Problems. Relative file names are taken from the working directory.
+func Parse(data []byte) (*Config, error) { return ParseDir(data, "") }
+
+// ParseDir is Parse with relative file names taken from dir.
+func ParseDir(data []byte, dir string) (*Config, error) {
 	lines, perr := keyLines(data)
 	if perr != nil {
 		return nil, Problems{*perr}
@@ -73,6 +78,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, append(v.ps, decodeProblem(err, lines))
 	}
 	c.setDefaults()
+	c.resolveFiles(dir)
 	c.validate(&v)
 	if len(v.ps) > 0 {
 		sort.SliceStable(v.ps, func(i, j int) bool { return lineKey(v.ps[i]) < lineKey(v.ps[j]) })
