@@ -22,6 +22,9 @@ test: test-deps vet
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzAppendNormalizedPath -fuzztime=30s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./config
+	$(GO) test -run=^$$ -fuzz=FuzzMerge -fuzztime=30s ./aggregate
+	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s -fuzzminimizetime=3s ./auth
+	$(GO) test -run=^$$ -fuzz=FuzzSortedQuery -fuzztime=30s ./cache
 
 bench-deps:
 	@./scripts/install-deps.sh bench
