@@ -6,7 +6,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/stub"
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,36 +41,7 @@ type e2eGateway struct {
 // gateway drains before they close.
 func startGateway(t *testing.T, toml string) *e2eGateway {
 	t.Helper()
-	cfg, err := config.Parse([]byte(toml))
-	if err != nil {
-		t.Fatalf("config.Parse: %v\nconfig:\n%s", err, toml)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := &e2eGateway{
-		g:    mustNew(t, cfg, Options{Log: zerolog.Nop(), Access: io.Discard}),
-		addr: ln.Addr().String(),
-		done: make(chan struct{}),
-	}
-	go func() {
-		gw.err = gw.g.Serve(ln)
-		close(gw.done)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-		defer cancel()
-		if err := gw.g.Shutdown(ctx); err != nil {
-			t.Errorf("gateway Shutdown: %v", err)
-		}
-		select {
-		case <-gw.done:
-		case <-time.After(e2eTimeout):
-			t.Errorf("gateway Serve did not return after Shutdown")
-		}
-	})
-	return gw
+	return startGatewayWith(t, toml, Options{})
 }
 
 // startStub starts a stub upstream that records what it receives and closes
