@@ -26,20 +26,27 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s -fuzzminimizetime=3s ./auth
 	$(GO) test -run=^$$ -fuzz=FuzzSortedQuery -fuzztime=30s ./cache
 
+# Installs wrk, nginx and haproxy (Debian packages) when asked; `make bench`
+# reports a missing peer as skipped instead.
 bench-deps:
-	@./scripts/install-deps.sh bench
+	./bench/scripts/deps.sh
 
-bench: bench-deps
+# Gateway vs nginx vs HAProxy vs direct, interleaved rounds, medians, ratios to
+# nginx; Markdown on stdout, JSON and SVG under bench/results/ (bench/README.md).
+bench:
 	$(GO) run ./bench
 
-bench-check: bench-deps
+# A fresh run compared with bench/baseline.json; non-zero on a regression
+# beyond the documented noise band. Not part of `make test`.
+bench-check:
 	$(GO) run ./bench -check
 
 bench-micro:
 	./bench/scripts/micro.sh
 
-profile: bench-deps
-	./bench/scripts/profile.sh
+# CPU and alloc profiles of the gateway under wrk load, into bench/results/profile/.
+profile:
+	$(GO) run ./bench -profile
 
 clean:
 	rm -f fastgate

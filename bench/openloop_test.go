@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fastgate/fastgate/stub"
+)
+
+func TestOpenLoopRate(t *testing.T) {
+	addr := startTestStub(t, 256)
+	tests := []struct {
+		name   string
+		method string
+		body   []byte
+		rate   float64
+		d      time.Duration
+	}{
+		{name: "get 1000/s", method: "GET", rate: 1000, d: 500 * time.Millisecond},
+		{name: "post 400/s", method: "POST", body: make([]byte, 4096), rate: 400, d: 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := openLoop{Addr: addr, Method: tt.method, Path: "/", Body: tt.body, Rate: tt.rate, Duration: tt.d, Conns: 8}.run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(tt.rate * tt.d.Seconds())
+			if s.Requests != want || s.Errors.Total() != 0 {
+				t.Fatalf("requests %d errors %+v, want %d and none", s.Requests, s.Errors, want)
+			}
+			if !near(s.RPS, tt.rate, 0.25) {
+				t.Errorf("rps %.0f, want about %.0f", s.RPS, tt.rate)
+			}
+			if !(s.P50US > 0 && s.P50US <= s.P99US && s.P99US <= s.P999US && s.P999US <= s.MaxUS) {
+				t.Errorf("percentiles out of order: %+v", s)
+			}
+		})
+	}
+}
+
+// TestOpenLoopNoCoordinatedOmission stalls the server: one connection, 50 ms
+// per answer, 100 requests due per second. Measured from the send, every
+// latency would be 50 ms; measured from the intended send time, the queue
+// shows and the last requests wait over a second.
+func TestOpenLoopNoCoordinatedOmission(t *testing.T) {
+	s, err := stub.Start(stub.Options{Latency: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	res, err := openLoop{Addr: s.Addr(), Method: "GET", Path: "/", Rate: 100, Duration: 300 * time.Millisecond,
+		Conns: 1, Timeout: 3 * time.Second}.run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 30 {
+		t.Fatalf("requests = %d, want 30 (errors %+v)", res.Requests, res.Errors)
+	}
+	// Request i is due at 10i ms and done at about 50(i+1) ms.
+	if res.MaxUS < 1_000_000 || res.P50US < 500_000 {
+		t.Fatalf("queueing hidden: p50 %v max %v µs", res.P50US, res.MaxUS)
+	}
+}
+
+func TestOpenLoopErrors(t *testing.T) {
+	addr := startTestStub(t, 0)
+	dead, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		o     openLoop
+		check func(t *testing.T, s sample, err error)
+	}{
+		{name: "invalid", o: openLoop{Addr: addr, Rate: 0, Duration: time.Second, Conns: 1},
+			check: func(t *testing.T, _ sample, err error) {
+				if !errors.Is(err, errBadOpenLoop) {
+					t.Fatalf("err = %v", err)
+				}
+			}},
+		{name: "refused", o: openLoop{Addr: dead, Method: "GET", Path: "/", Rate: 100, Duration: 100 * time.Millisecond, Conns: 2},
+			check: func(t *testing.T, s sample, err error) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Requests != 0 || s.Errors.Total() != 10 || s.Errors.Connect+s.Errors.Read != 10 {
+					t.Fatalf("sample %+v, want 10 connection errors", s)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := tt.o.run(t.Context())
+			tt.check(t, s, err)
+		})
+	}
+}
+
+func TestOpenLoopStatusErrors(t *testing.T) {
+	s, err := stub.Start(stub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	s.SetStatus(502)
+	res, err := openLoop{Addr: s.Addr(), Method: "GET", Path: "/", Rate: 200, Duration: 100 * time.Millisecond, Conns: 2}.run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors.Status != 20 || res.Requests != 0 {
+		t.Fatalf("sample %+v, want 20 status errors", res)
+	}
+}

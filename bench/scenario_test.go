@@ -1,0 +1,115 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSelectScenarios(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    string
+		want    string
+		wantErr string
+	}{
+		{name: "all", list: "all", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt"},
+		{name: "empty is all", list: "", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt"},
+		{name: "table order kept", list: "post-4k, proxy-small", want: "proxy-small,post-4k"},
+		{name: "unknown", list: "proxy-small,nope", wantErr: "unknown scenario nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := selectScenarios(tt.list)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range got {
+				names = append(names, s.Name)
+			}
+			if strings.Join(names, ",") != tt.want {
+				t.Fatalf("got %v, want %s", names, tt.want)
+			}
+		})
+	}
+}
+
+// TestScenarioTable pins the workloads issue 3 defines.
+func TestScenarioTable(t *testing.T) {
+	tests := []struct {
+		name    string
+		method  string
+		reqBody int
+		resp    int
+		conns   int
+		pending bool
+	}{
+		{"proxy-small", "GET", 0, 256, 64, false},
+		{"proxy-conns", "GET", 0, 256, 512, false},
+		{"proxy-large", "GET", 0, 16 << 10, 64, false},
+		{"post-4k", "POST", 4 << 10, 256, 64, false},
+		{"aggregate-4", "GET", 0, 256, 64, true},
+		{"cached", "GET", 0, 256, 64, true},
+		{"jwt", "GET", 0, 256, 64, true},
+	}
+	all := scenarios()
+	if len(all) != len(tests) {
+		t.Fatalf("%d scenarios, want %d", len(all), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := all[i]
+			if s.Name != tt.name || s.Method != tt.method || s.ReqBody != tt.reqBody || s.RespBody != tt.resp ||
+				s.Conns != tt.conns || (s.Pending != "") != tt.pending {
+				t.Fatalf("scenario %+v", s)
+			}
+		})
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(t *testing.T, c *cli)
+	}{
+		{name: "defaults", check: func(t *testing.T, c *cli) {
+			if !c.opts.Closed || !c.opts.Open || !c.opts.AccessLog || c.opts.Rounds != 3 || len(c.opts.Targets) != 4 {
+				t.Fatalf("defaults %+v", c.opts)
+			}
+		}},
+		{name: "open only, logs off", args: []string{"-mode", "open", "-access-log", "off", "-targets", "gateway"}, check: func(t *testing.T, c *cli) {
+			if c.opts.Closed || !c.opts.Open || c.opts.AccessLog || strings.Join(c.opts.Targets, ",") != "gateway" {
+				t.Fatalf("opts %+v", c.opts)
+			}
+		}},
+		{name: "unknown target", args: []string{"-targets", "envoy"}, wantErr: true},
+		{name: "unknown mode", args: []string{"-mode", "both"}, wantErr: true},
+		{name: "bad access-log", args: []string{"-access-log", "maybe"}, wantErr: true},
+		{name: "zero rounds", args: []string{"-rounds", "0"}, wantErr: true},
+		{name: "fraction above 1", args: []string{"-open-fraction", "1.5"}, wantErr: true},
+		{name: "stray argument", args: []string{"proxy-small"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, &strings.Builder{})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke builds the gateway, puts it in front of two stubs and drives a
+// 1-second open-loop run through it with the suite's own runner, then checks
+// the report's numbers are sane. It needs neither wrk nor nginx.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the gateway and runs load for a second")
+	}
+	root, err := moduleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	bin := filepath.Join(work, "fastgate")
+	if err := buildGateway(t.Context(), root, bin); err != nil {
+		t.Fatalf("the gateway does not build: %v", err)
+	}
+	const rate = 2000
+	s := &suite{
+		opts: options{
+			Targets: []string{"gateway"}, OpenDuration: time.Second, Rounds: 1, Rate: rate,
+			Timeout: 2 * time.Second, AccessLog: true, Open: true, OpenFraction: 0.5,
+		},
+		workDir: work,
+		peers:   map[string]peer{"gateway": gatewayPeer(bin)},
+		missing: map[string]string{},
+		stubs:   inProcessStubs,
+	}
+	res := s.runScenario(t.Context(), scenarios()[0])
+	if res.Skipped != "" {
+		t.Fatalf("scenario skipped: %s", res.Skipped)
+	}
+	gw := res.target("gateway")
+	if gw == nil || gw.Skipped != "" || len(gw.Failures) > 0 || gw.Open == nil {
+		t.Fatalf("gateway result %+v", gw)
+	}
+	m := gw.Open
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"every request answered", m.Requests == rate && m.Errors.Total() == 0},
+		{"rate held", near(m.RPS, rate, 0.25)},
+		{"percentiles ordered", 0 < m.P50US && m.P50US <= m.P90US && m.P90US <= m.P99US && m.P99US <= m.P999US && m.P999US <= m.MaxUS},
+		{"p99 under a second", m.P99US < 1e6},
+		{"CPU per request measured", m.CPUPerReqUS > 0 && m.CPUPerReqUS < 10_000},
+		{"syscalls per request measured", m.SyscallsPerReq >= 2 && m.SyscallsPerReq < 100},
+		{"spectrum recorded", len(m.Spectrum) == len(spectrumPcts)},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.ok {
+				t.Fatalf("sample %+v", *m)
+			}
+		})
+	}
+	t.Run("access log written", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(work, res.Name, "gateway", "access.log"))
+		if err != nil || bytes.Count(b, []byte("\n")) < rate/2 {
+			t.Fatalf("access log has %d lines (%v)", bytes.Count(b, []byte("\n")), err)
+		}
+	})
+	t.Run("report renders", func(t *testing.T) {
+		var b strings.Builder
+		writeMarkdown(&b, &results{Settings: settings{Rounds: 1}, Scenarios: []scenarioResult{res}})
+		if !strings.Contains(b.String(), "Open loop at 2,000 req/s") || !strings.Contains(b.String(), "| gateway | "+fmtNum(m.RPS)+" | "+fmtUS(m.P50US)) {
+			t.Fatalf("markdown:\n%s", b.String())
+		}
+	})
+}
