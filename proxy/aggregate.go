@@ -90,5 +90,5 @@ type partDoer struct{ u *upstream }
 
 func (d partDoer) DoDeadline(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	var a attemptLog
-	return d.u.try(req, resp, &a, d.u.attempt, d.u.retries, deadline)
+	return d.u.try(req, resp, &a, d.u.attempt, d.u.retries, time.Now(), deadline)
 }

@@ -24,11 +24,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	// it for the server, never send it upstream.
 	closeClient := req.Header.ConnectionClose()
 	req.Header.ResetConnectionClose()
-	stripHopByHop(req.Header.PeekBytes, req.Header.DelBytes)
-	req.Header.DelBytes(headerExpect)
+	if x.hop { // seen by checkRequest's scan of the raw headers
+		stripHopByHop(req.Header.PeekBytes, req.Header.DelBytes)
+		req.Header.DelBytes(headerExpect)
+	}
 	g.setForwardedHeaders(ctx, x, r)
 
-	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start.Add(r.timeout))
+	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start, start.Add(r.timeout))
 
 	if closeClient {
 		req.Header.SetConnectionClose()
@@ -40,7 +42,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	}
 	// The upstream's Connection: close is about the pooled connection.
 	resp.Header.ResetConnectionClose()
-	stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
+	if responseHasHopByHop(&resp.Header) {
+		stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
+	}
 	resp.Header.SetBytesKV(headerRequestID, x.id)
 }
 
@@ -57,7 +61,9 @@ type attemptLog struct {
 // or nil once resp holds an upstream answer. Every attempt's outcome feeds
 // the instance's breaker; an answer with a failure status (502/503/504 by
 // default) counts as a failure there but is passed on, not retried.
-func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemptLog, attempt time.Duration, retries int, deadline time.Time) error {
+//
+// now is the time of the call (saving a clock read on the common path).
+func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemptLog, attempt time.Duration, retries int, now, deadline time.Time) error {
 	svc := u.svc
 	svc.CountRequest()
 	var tried uint64
@@ -65,7 +71,9 @@ func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemp
 	for a.n <= retries {
 		// Deadline and budget first: a pick may admit a half-open probe,
 		// which must then be sent and its outcome recorded.
-		now := time.Now()
+		if a.n > 0 {
+			now = time.Now()
+		}
 		if !now.Before(deadline) {
 			return errRouteTimeout
 		}

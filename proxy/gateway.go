@@ -97,7 +97,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	o.Clock = g.clock
 	if *cfg.Log.Access && o.Access != nil {
-		g.access = zerolog.New(o.Access).With().Timestamp().Logger()
+		g.access = zerolog.New(o.Access) // observe adds "time" from the clock read it already makes
 	}
 	edge, err := g.newEdgeShared(cfg, o)
 	if err != nil {
@@ -233,6 +233,7 @@ type exchange struct {
 	limited   bool               // decision is set and came from the store
 	flight    *cache.Flight      // held on a cache miss until stored
 	cacheMiss bool
+	hop       bool // the request has hop-by-hop headers to strip
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -244,13 +245,13 @@ func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
 func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
-	x.user, x.limited, x.flight, x.cacheMiss = "", false, nil, false
+	x.user, x.limited, x.flight, x.cacheMiss, x.hop = "", false, nil, false, false
 	exchangePool.Put(x)
 }
 
 // Handle is the gateway's fasthttp.RequestHandler.
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := ctx.Time() // read by the server when the request arrived
 	x := acquireExchange()
 	x.id = g.requestID(x.id, &ctx.Request)
 	rm := g.dispatch(ctx, x, start)
@@ -268,7 +269,7 @@ func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) []byte {
 
 // dispatch answers ctx and returns the metrics of what answered it.
 func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Time) *routeMetrics {
-	if status, msg := g.checkRequest(ctx); status != 0 {
+	if status, msg := g.checkRequest(ctx, x); status != 0 {
 		g.reject(ctx, x, status, msg)
 		return g.rejected
 	}
@@ -333,7 +334,8 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, x *exchange, status int, msg 
 // observe updates metrics and writes the access log line.
 func (g *Gateway) observe(ctx *fasthttp.RequestCtx, x *exchange, rm *routeMetrics, start time.Time) {
 	status := ctx.Response.StatusCode()
-	d := time.Since(start)
+	end := time.Now()
+	d := end.Sub(start)
 	rm.code(status).Inc()
 	rm.duration.Update(d.Seconds())
 	if status < 400 && g.sample > 1 && g.sampled.Add(1)%g.sample != 0 {
@@ -363,5 +365,6 @@ func (g *Gateway) observe(ctx *fasthttp.RequestCtx, x *exchange, rm *routeMetric
 		Dur("duration", d).
 		Int("bytes", len(ctx.Response.Body())).
 		Bytes("client_ip", g.clientIP(ctx).AppendTo(ipBuf[:0])).
+		Time("time", end).
 		Send()
 }

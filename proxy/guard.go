@@ -27,7 +27,9 @@ import (
 //   - more than one Content-Length, or one that is not digits -> 400;
 //   - Transfer-Encoding with Content-Length, repeated, or not ending in
 //     chunked -> 400; a coding other than chunked -> 501.
-func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx) (int, string) {
+//
+// It also notes in x.hop whether a hop-by-hop header is present.
+func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) (int, string) {
 	if len(ctx.Request.Header.RequestURI()) > g.maxURI {
 		return fasthttp.StatusRequestURITooLong, msgURITooLong
 	}
@@ -62,6 +64,9 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx) (int, string) {
 			return fasthttp.StatusBadRequest, msgBadRequest
 		}
 		name, value := line[:colon], line[colon+1:]
+		if isHopByHop(name) {
+			x.hop = true
+		}
 		if !validFieldValue(value) {
 			return fasthttp.StatusBadRequest, msgBadRequest
 		}

@@ -66,7 +66,7 @@ service = "s"
 			if err := ctx.Request.Header.Read(bufio.NewReader(strings.NewReader(tt.raw))); err != nil {
 				t.Fatalf("fasthttp rejected it first (%v): move this case to the end-to-end tests", err)
 			}
-			if status, _ := g.checkRequest(&ctx); status != tt.status {
+			if status, _ := g.checkRequest(&ctx, &exchange{}); status != tt.status {
 				t.Fatalf("status %d, want %d", status, tt.status)
 			}
 		})

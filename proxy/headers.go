@@ -47,6 +47,40 @@ func stripHopByHop(peek func([]byte) []byte, del func([]byte)) {
 	}
 }
 
+// isHopByHop reports whether name is a header stripHopByHop removes by
+// name (or Connection, or Expect), case-insensitively. It lets callers skip
+// the removals, one scan of the headers each, when none is present.
+func isHopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return equalFoldBytes(name, "te")
+	case 6:
+		return equalFoldBytes(name, "expect")
+	case 7:
+		return equalFoldBytes(name, "trailer") || equalFoldBytes(name, "upgrade")
+	case 10:
+		return equalFoldBytes(name, "connection") || equalFoldBytes(name, "keep-alive")
+	case 16:
+		return equalFoldBytes(name, "proxy-connection")
+	case 18:
+		return equalFoldBytes(name, "proxy-authenticate")
+	case 19:
+		return equalFoldBytes(name, "proxy-authorization")
+	}
+	return false
+}
+
+// responseHasHopByHop reports whether the response carries a hop-by-hop
+// header (one pass over its headers).
+func responseHasHopByHop(h *fasthttp.ResponseHeader) bool {
+	for k := range h.All() {
+		if isHopByHop(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // nextToken returns the first comma-separated token of s, trimmed, and the
 // rest.
 func nextToken(s []byte) (tok, rest []byte) {
