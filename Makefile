@@ -10,7 +10,7 @@ build:
 
 # Installs what the tests use when it is missing (Debian packages; root or sudo).
 test-deps:
-	@./scripts/install-deps.sh test
+	@./scripts/install-deps.sh
 
 vet:
 	$(GO) vet ./...

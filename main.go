@@ -22,6 +22,7 @@ import (
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/proxy"
 	"github.com/fastgate/fastgate/stub"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -52,6 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	// go-redis logs every failed dial; the rate limiter already logs store
+	// state changes once each, so its lines go to debug.
+	redis.SetLogger(redisLogger{log})
 	access := proxy.NewAsyncWriter(stdout, 0, 0)
 	defer access.Close()
 	metrics.ExposeMetadata(true)
@@ -146,6 +150,12 @@ func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+type redisLogger struct{ l zerolog.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Debug().Str("component", "redis").Msgf(format, v...)
 }
 
 // startStubs starts a stub upstream on every instance address of cfg.

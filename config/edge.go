@@ -65,7 +65,7 @@ type Edge struct {
 	CORS      bool     `toml:"cors"`       // answer preflights and add CORS headers per [cors] [false]
 	Auth      string   `toml:"auth"`       // "jwt" | "none" ["none"]
 	RateLimit string   `toml:"rate_limit"` // a [[rate_limits]] name ["" = none]
-	CacheTTL  Duration `toml:"cache_ttl"`  // cache GET/HEAD answers this long, unless the upstream forbids it ["0s" = upstream Cache-Control only]
+	CacheTTL  Duration `toml:"cache_ttl"`  // present: cache GET/HEAD answers this long ("0s": as the upstream's Cache-Control allows) unless the upstream forbids it; absent: no cache
 }
 
 func (c *Config) setEdgeDefaults() {

@@ -93,6 +93,9 @@ type Duration struct {
 	err string // parse problem, reported by validation
 }
 
+// IsSet reports whether the key was in the file (or given a default).
+func (d Duration) IsSet() bool { return d.set }
+
 // Size is a byte count: an integer, or a string with a unit ("4MiB", "8KiB",
 // "512", "1MB").
 type Size struct {

@@ -44,7 +44,9 @@ func (g *Gateway) buildAggregates(cfg *config.Config, byName map[string]*upstrea
 		if err != nil { // config validation rules out every error New returns
 			panic("proxy: aggregate " + ac.Path + ": " + err.Error())
 		}
-		a := &aggRoute{ep: ep, metrics: newRouteMetrics(g.metrics, ac.Path, "_aggregate"), edge: g.edge.route(&ac.Edge), timeout: ac.Timeout.Duration}
+		edge := g.edge.route(&ac.Edge)
+		edge.trustUser = ac.TrustUserHeader
+		a := &aggRoute{ep: ep, metrics: newRouteMetrics(g.metrics, ac.Path, "_aggregate"), edge: edge, timeout: ac.Timeout.Duration}
 		mark := func(ctx *fasthttp.RequestCtx) { ctx.SetUserValue(aggregateKey{}, a) }
 		for _, m := range ac.Methods {
 			as.byMethod.Handle(m, ac.Path, mark)
@@ -55,8 +57,9 @@ func (g *Gateway) buildAggregates(cfg *config.Config, byName map[string]*upstrea
 }
 
 // lookup returns the aggregate whose path matches, leaving its path params
-// in ctx's user values, or nil and 405 when an aggregate path matches under
-// another method, or nil and 0.
+// in ctx's user values, with 0; or the aggregate and 405 when its path
+// matches under another method (a CORS preflight may still be answered);
+// or nil.
 func (as *aggregates) lookup(ctx *fasthttp.RequestCtx, path []byte) (*aggRoute, int) {
 	if as == nil {
 		return nil, 0
@@ -68,8 +71,9 @@ func (as *aggregates) lookup(ctx *fasthttp.RequestCtx, path []byte) (*aggRoute, 
 		return a, 0
 	}
 	if h, _ := as.anyPath.Lookup(method, p, ctx); h != nil {
-		ctx.ResetUserValues()
-		return nil, fasthttp.StatusMethodNotAllowed
+		h(ctx)
+		a, _ := ctx.UserValue(aggregateKey{}).(*aggRoute)
+		return a, fasthttp.StatusMethodNotAllowed
 	}
 	return nil, 0
 }

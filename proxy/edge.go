@@ -53,11 +53,12 @@ type limiter struct {
 // edgeRoute is one route's or aggregate's middleware switches, resolved.
 // Immutable.
 type edgeRoute struct {
-	cors     bool
-	auth     bool
-	limit    *limiter
-	cacheOn  bool
-	cacheTTL time.Duration
+	cors      bool
+	auth      bool
+	trustUser bool // aggregate with trust_user_header: keep the client's X-User-ID for {user_id}
+	limit     *limiter
+	cacheOn   bool
+	cacheTTL  time.Duration
 }
 
 func (g *Gateway) newEdgeShared(cfg *config.Config, o Options) (*edgeShared, error) {
@@ -135,7 +136,7 @@ func (e *edgeShared) close() {
 
 func (e *edgeShared) route(c *config.Edge) *edgeRoute {
 	r := &edgeRoute{cors: c.CORS, auth: c.Auth == "jwt", limit: e.limiters[c.RateLimit]}
-	if e.cache != nil {
+	if e.cache != nil && c.CacheTTL.IsSet() { // only routes that ask for it
 		r.cacheOn, r.cacheTTL = true, c.CacheTTL.Duration
 	}
 	return r
@@ -178,6 +179,14 @@ func (g *Gateway) preflight(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute
 // itself, CORS headers included. A client's X-User-ID is removed on every
 // route, authenticated or not.
 func (g *Gateway) before(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, query []byte) bool {
+	if er.trustUser && !er.auth {
+		// An aggregate behind an authenticating proxy: the header is the
+		// user. Copied, since the header's storage changes on delete.
+		if v := ctx.Request.Header.PeekBytes(headerUserID); len(v) > 0 {
+			x.trustedUser = append(x.trustedUser[:0], v...)
+			ctx.SetUserValue(aggregate.UserID, x.trustedUser)
+		}
+	}
 	ctx.Request.Header.DelBytes(headerUserID)
 	answered := er.auth && !g.authenticate(ctx, x) ||
 		er.limit != nil && !g.rateLimit(ctx, x, er.limit) ||

@@ -234,6 +234,8 @@ type exchange struct {
 	flight    *cache.Flight      // held on a cache miss until stored
 	cacheMiss bool
 	hop       bool // the request has hop-by-hop headers to strip
+
+	trustedUser []byte // a trusted X-User-ID, for aggregates
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -243,7 +245,7 @@ var exchangePool = sync.Pool{New: func() any {
 func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
 
 func releaseExchange(x *exchange) {
-	x.id, x.path, x.uri, x.scratch = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0]
+	x.id, x.path, x.uri, x.scratch, x.trustedUser = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0], x.trustedUser[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
 	x.user, x.limited, x.flight, x.cacheMiss, x.hop = "", false, nil, false, false
 	exchangePool.Put(x)
@@ -291,14 +293,16 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 	}
 	if a, status := g.aggregates.lookup(ctx, x.path); a != nil {
 		x.deadline = start.Add(a.timeout)
-		if !g.preflight(ctx, x, a.edge) && !g.before(ctx, x, a.edge, query) {
+		switch {
+		case g.preflight(ctx, x, a.edge):
+		case status != 0:
+			writeError(ctx, status, msgMethod, x.id)
+			g.decorate(ctx, x, a.edge)
+		case !g.before(ctx, x, a.edge, query):
 			g.serveAggregate(ctx, x, a)
 			g.after(ctx, x, a.edge, query)
 		}
 		return a.metrics
-	} else if status != 0 {
-		writeError(ctx, status, msgMethod, x.id)
-		return g.unmatched
 	}
 	r := g.routes.Load().match(x.path)
 	if r == nil {

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Installs, from Debian packages, the programs the tests (test) or the bench
-# suite (bench) use, when they are missing. Idempotent; quiet when all is there.
+# Installs, from Debian packages, the programs the tests use when they are
+# missing (the bench suite's are bench/scripts/deps.sh). Idempotent; quiet
+# when all is there.
 set -euo pipefail
-case "${1:-test}" in
-  test)  want=(promtool:prometheus redis-server:redis-server) ;;
-  bench) want=(wrk:wrk nginx:nginx haproxy:haproxy) ;;
-  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
-esac
+want=(promtool:prometheus redis-server:redis-server)
 missing=()
 for pair in "${want[@]}"; do
   bin=${pair%%:*} pkg=${pair#*:}
