@@ -106,7 +106,11 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 		log.Warn().Err(err).Msg("shutdown: in-flight requests cut off at shutdown_timeout")
 	}
 	<-served
-	log.Info().Int64("access_log_dropped", access.Dropped()).Msg("stopped")
+	if n := access.Dropped(); n > 0 {
+		log.Warn().Int64("access_log_dropped", n).Msg("stopped; access-log lines were dropped because stdout could not keep up")
+	} else {
+		log.Info().Msg("stopped")
+	}
 	return 0
 }
 
