@@ -39,7 +39,13 @@ func inProcessStubs(_ context.Context, n, body int, latency time.Duration) (*ups
 		}
 		return nil
 	}
-	u := &upstreams{stop: stop}
+	u := &upstreams{stop: stop, count: func() (int64, error) {
+		var n int64
+		for _, s := range servers {
+			n += s.Requests()
+		}
+		return n, nil
+	}}
 	for range n {
 		s, err := stub.Start(stub.Options{BodySize: body, Latency: latency})
 		if err != nil {

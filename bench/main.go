@@ -18,6 +18,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -251,6 +252,7 @@ func runSuite(ctx context.Context, c *cli, root string, stderr io.Writer) (*resu
 		missing: map[string]string{},
 		stubs:   execStubs,
 		prog:    &progress{w: stderr},
+		keysDir: filepath.Join(root, "keys"),
 	}
 	if s.wrk == "" {
 		fmt.Fprintln(stderr, "bench: wrk not found: closed loop skipped (make bench-deps installs it)")
@@ -362,7 +364,10 @@ func writeFileWith(path string, f func(io.Writer) error) error {
 }
 
 // serveStubs is the -stubs child mode: n stubs on free loopback ports,
-// announced as "STUBS addr..." on stdout, served until stdin closes.
+// announced as "STUBS addr..." on stdout, served until stdin closes. Each
+// "count" line on stdin is answered with "COUNT n", n the requests the
+// stubs have served (health checks excluded), so the suite can tell how
+// many client requests reached an upstream (a cache hit does not).
 func serveStubs(n, body int, latency time.Duration, stdin io.Reader, stdout, stderr io.Writer) int {
 	var servers []*stub.Server
 	defer func() {
@@ -381,7 +386,17 @@ func serveStubs(n, body int, latency time.Duration, stdin io.Reader, stdout, std
 		addrs = append(addrs, s.Addr())
 	}
 	fmt.Fprintf(stdout, "STUBS %s\n", strings.Join(addrs, " "))
-	_, _ = io.Copy(io.Discard, stdin)
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) != "count" {
+			continue
+		}
+		var total int64
+		for _, s := range servers {
+			total += s.Requests()
+		}
+		fmt.Fprintf(stdout, "COUNT %d\n", total)
+	}
 	return exitOK
 }
 

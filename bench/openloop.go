@@ -24,6 +24,8 @@ type openLoop struct {
 	Path   string
 	// Body is sent with every request [nil: none].
 	Body []byte
+	// Headers are sent with every request [none].
+	Headers []header
 	// Rate is requests per second.
 	Rate float64
 	// Duration is how long requests keep falling due.
@@ -172,6 +174,9 @@ func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClie
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI("http://" + o.Addr + o.Path)
 	req.Header.SetMethod(o.Method)
+	for _, h := range o.Headers {
+		req.Header.Set(h.Name, h.Value)
+	}
 	if len(o.Body) > 0 {
 		req.SetBodyRaw(o.Body)
 		req.Header.SetContentType("application/octet-stream")

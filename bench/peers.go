@@ -31,6 +31,11 @@ type peerConfig struct {
 	KeepAlive int
 	// MaxConns caps the gateway's connections per upstream [1024].
 	MaxConns int
+	// Feature is what the scenario switches on; each peer expresses it its
+	// own way (an aggregate only the gateway has) [featureProxy].
+	Feature feature
+	// JWT is the key material of featureJWT.
+	JWT *jwtKeys
 }
 
 // peer is a proxy the suite puts between the load generator and the stubs.
@@ -149,6 +154,39 @@ prefix = "/"
 service = "bench"
 timeout = "10s"
 `)
+	switch pc.Feature {
+	case featureCache:
+		fmt.Fprintf(&b, `cache_ttl = %q
+
+[cache]
+max_bytes = "64MiB"
+`, cacheTTL.String())
+	case featureJWT:
+		if pc.JWT != nil {
+			fmt.Fprintf(&b, `auth = "jwt"
+
+[auth.jwt]
+algorithms = ["ES256"]
+issuer = %q
+audience = [%q]
+jwks_file = %q
+leeway = "30s"
+`, pc.JWT.Issuer, pc.JWT.Audience, pc.JWT.JWKSFile)
+		}
+	case featureAggregate:
+		fmt.Fprintf(&b, `
+[[aggregates]]
+path = %q
+timeout = "2s"
+`, aggregatePath)
+		for i, path := range aggregatePartPaths() {
+			fmt.Fprintf(&b, `  [[aggregates.parts]]
+  key = "part%d"
+  service = "bench"
+  path = %q
+`, i+1, path)
+		}
+	}
 	return b.String()
 }
 
@@ -190,12 +228,13 @@ http {
     client_body_buffer_size 16k;
     keepalive_timeout 60s;
     keepalive_requests 1000000;
-
+%s
     upstream bench {
 `, pc.Workers,
 		filepath.Join(pc.Dir, "nginx.pid"), filepath.Join(pc.Dir, "error.log"), access,
 		filepath.Join(pc.Dir, "client_body"), filepath.Join(pc.Dir, "proxy"),
-		filepath.Join(pc.Dir, "fastcgi"), filepath.Join(pc.Dir, "uwsgi"), filepath.Join(pc.Dir, "scgi"))
+		filepath.Join(pc.Dir, "fastcgi"), filepath.Join(pc.Dir, "uwsgi"), filepath.Join(pc.Dir, "scgi"),
+		nginxCachePath(pc))
 	for _, u := range pc.Upstreams {
 		fmt.Fprintf(&b, "        server %s weight=%d max_fails=0;\n", u.Addr, u.Weight)
 	}
@@ -215,11 +254,36 @@ http {
             proxy_send_timeout 10s;
             proxy_next_upstream error timeout;
             proxy_next_upstream_tries 2;
-        }
+%s        }
     }
 }
-`, pc.KeepAlive, pc.Listen)
+`, pc.KeepAlive, pc.Listen, nginxCacheUse(pc))
 	return b.String()
+}
+
+// nginxCachePath is the http-level cache zone of featureCache: on disk in
+// Dir (served from the page cache), 64 MiB like the gateway's max_bytes.
+func nginxCachePath(pc peerConfig) string {
+	if pc.Feature != featureCache {
+		return ""
+	}
+	return fmt.Sprintf("    proxy_cache_path %s levels=1:2 keys_zone=bench:10m max_size=64m inactive=10m use_temp_path=off;\n",
+		filepath.Join(pc.Dir, "cache"))
+}
+
+// nginxCacheUse switches the cache on in the location: 200s kept for
+// cacheTTL whatever the upstream says (like the gateway's cache_ttl), and
+// concurrent misses for one key make one upstream call (proxy_cache_lock,
+// like the gateway's coalescing).
+func nginxCacheUse(pc peerConfig) string {
+	if pc.Feature != featureCache {
+		return ""
+	}
+	return fmt.Sprintf(`            proxy_cache bench;
+            proxy_cache_valid 200 %ds;
+            proxy_cache_lock on;
+            add_header X-Cache $upstream_cache_status;
+`, int(cacheTTL.Seconds()))
 }
 
 // haproxyConfig renders an HAProxy config equivalent to gatewayConfig:
@@ -247,7 +311,7 @@ defaults
 	} else {
 		b.WriteString("    no log\n")
 	}
-	fmt.Fprintf(&b, `    option http-keep-alive
+	b.WriteString(`    option http-keep-alive
     http-reuse always
     retries 1
     option redispatch
@@ -256,15 +320,39 @@ defaults
     timeout server 10s
     timeout http-keep-alive 60s
     timeout http-request 15s
-
+`)
+	if pc.Feature == featureCache {
+		// 64 MB like the gateway's max_bytes; max-age caps every object's
+		// lifetime at cacheTTL (the stubs send no Cache-Control).
+		fmt.Fprintf(&b, `
+cache bench
+    total-max-size 64
+    max-age %d
+`, int(cacheTTL.Seconds()))
+	}
+	fmt.Fprintf(&b, `
 frontend fe
     bind %s
     maxconn 8000
-    default_backend bench
+`, pc.Listen)
+	if pc.Feature == featureJWT && pc.JWT != nil {
+		b.WriteString(haproxyJWT(pc.JWT))
+	}
+	b.WriteString(`    default_backend bench
 
 backend bench
     balance roundrobin
-`, pc.Listen)
+`)
+	if pc.Feature == featureCache {
+		// HAProxy stores only answers with an explicit lifetime or a
+		// validator, and the stubs send neither; giving the answer
+		// cacheTTL when the upstream said nothing is what the gateway's
+		// cache_ttl and nginx's proxy_cache_valid do.
+		fmt.Fprintf(&b, `    http-request cache-use bench
+    http-response set-header Cache-Control "max-age=%d" unless { res.hdr(cache-control) -m found }
+    http-response cache-store bench
+`, int(cacheTTL.Seconds()))
+	}
 	for _, u := range pc.Upstreams {
 		fmt.Fprintf(&b, "    server %s %s weight %d maxconn %d\n", u.ID, u.Addr, u.Weight, pc.MaxConns)
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fastgate/fastgate/auth"
 	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/stub"
 )
 
 func testPeerConfig(t *testing.T, access bool) peerConfig {
@@ -48,11 +53,110 @@ func TestGatewayConfig(t *testing.T) {
 	}
 }
 
+// featurePeerConfig is testPeerConfig with a scenario feature switched on;
+// for featureJWT it writes real key material into the config's dir.
+func featurePeerConfig(t *testing.T, f feature) peerConfig {
+	t.Helper()
+	pc := testPeerConfig(t, true)
+	pc.Feature = f
+	if f == featureJWT {
+		root, err := moduleRoot(".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _, err := prepareJWT(filepath.Join(root, "keys"), pc.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.JWT = keys
+	}
+	return pc
+}
+
+// TestGatewayFeatureConfigs feeds each scenario feature's generated TOML
+// to the gateway's own parser and checks the feature is switched on.
+func TestGatewayFeatureConfigs(t *testing.T) {
+	tests := []struct {
+		name  string
+		f     feature
+		check func(t *testing.T, c *config.Config)
+	}{
+		{name: "aggregate", f: featureAggregate, check: func(t *testing.T, c *config.Config) {
+			if len(c.Aggregates) != 1 || c.Aggregates[0].Path != aggregatePath || len(c.Aggregates[0].Parts) != aggregateParts {
+				t.Fatalf("aggregates = %+v", c.Aggregates)
+			}
+			seen := map[string]bool{}
+			for _, p := range c.Aggregates[0].Parts {
+				if p.Service != "bench" || seen[p.Path] {
+					t.Fatalf("part %+v (paths must be distinct)", p)
+				}
+				seen[p.Path] = true
+			}
+			if len(c.Routes) != 1 || c.Routes[0].Prefix != "/" {
+				t.Fatalf("the single proxied call needs route /: %+v", c.Routes)
+			}
+		}},
+		{name: "cache", f: featureCache, check: func(t *testing.T, c *config.Config) {
+			if c.Cache == nil || c.Routes[0].CacheTTL.Duration != cacheTTL {
+				t.Fatalf("cache = %+v, route = %+v", c.Cache, c.Routes[0])
+			}
+		}},
+		{name: "jwt", f: featureJWT, check: func(t *testing.T, c *config.Config) {
+			if c.Routes[0].Auth != "jwt" || c.Auth.JWT == nil || !filepath.IsAbs(c.Auth.JWT.JWKSFile) ||
+				strings.Join(c.Auth.JWT.Algorithms, ",") != "ES256" {
+				t.Fatalf("route = %+v, jwt = %+v", c.Routes[0], c.Auth.JWT)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pc := featurePeerConfig(t, tt.f)
+			c, err := config.Parse([]byte(gatewayConfig(pc)))
+			if err != nil {
+				t.Fatalf("gateway rejects generated config: %v\n%s", err, gatewayConfig(pc))
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// TestPrepareJWT checks the minted token passes the gateway's own verifier
+// built from the generated config, and that the public key written for
+// HAProxy is a PEM public key.
+func TestPrepareJWT(t *testing.T) {
+	pc := featurePeerConfig(t, featureJWT)
+	c, err := config.Parse([]byte(gatewayConfig(pc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := moduleRoot(".")
+	_, tok, err := prepareJWT(filepath.Join(root, "keys"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(c.Auth.JWT, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Verify([]byte("Bearer " + tok))
+	if err != nil || claims.Subject != jwtSubject {
+		t.Fatalf("claims %+v, err %v", claims, err)
+	}
+	b, err := os.ReadFile(pc.JWT.PublicKeyFile)
+	if err != nil || !strings.HasPrefix(string(b), "-----BEGIN PUBLIC KEY-----") {
+		t.Fatalf("public key file: %v\n%s", err, b)
+	}
+	if _, _, err := prepareJWT("", t.TempDir()); err == nil {
+		t.Fatal("no keys dir: no error")
+	}
+}
+
 func TestProxyConfigs(t *testing.T) {
 	tests := []struct {
 		name    string
 		render  func(peerConfig) string
 		access  bool
+		f       feature
 		want    []string
 		notWant []string
 	}{
@@ -68,10 +172,28 @@ func TestProxyConfigs(t *testing.T) {
 			"log stdout format raw", "option httplog", "balance roundrobin",
 		}, notWant: []string{"no log"}},
 		{name: "haproxy access off", render: haproxyConfig, want: []string{"no log"}, notWant: []string{"log stdout", "option httplog"}},
+		{name: "nginx plain has no cache", render: nginxConfig, notWant: []string{"proxy_cache"}},
+		{name: "haproxy plain has no cache or jwt", render: haproxyConfig, notWant: []string{"cache", "jwt"}},
+		{name: "nginx cache", render: nginxConfig, f: featureCache, want: []string{
+			"proxy_cache_path ", "keys_zone=bench:", "proxy_cache bench;", "proxy_cache_valid 200 60s;", "proxy_cache_lock on;",
+		}},
+		{name: "haproxy cache", render: haproxyConfig, f: featureCache, want: []string{
+			"cache bench\n    total-max-size 64\n    max-age 60\n", "http-request cache-use bench",
+			"http-response set-header Cache-Control \"max-age=60\" unless { res.hdr(cache-control) -m found }\n    http-response cache-store bench",
+		}},
+		{name: "haproxy jwt", render: haproxyConfig, f: featureJWT, want: []string{
+			"http_auth_bearer", "-m str ES256", "jwt_verify(txn.jwt_alg,", ".pub.pem\") -m int 1",
+			"jwt_payload_query('$.iss') -m str https://auth.fastgate.local", "jwt_payload_query('$.aud[0]') -m str api",
+			"jwt_payload_query('$.exp','int'),sub(txn.now) -m int lt 0", "set-header X-User-ID",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.render(testPeerConfig(t, tt.access))
+			pc := testPeerConfig(t, tt.access)
+			if tt.f != featureProxy {
+				pc = featurePeerConfig(t, tt.f)
+			}
+			got := tt.render(pc)
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("config lacks %q:\n%s", w, got)
@@ -101,14 +223,27 @@ func TestProxyConfigsValidate(t *testing.T) {
 			return []string{"-c", "-f", conf}
 		}},
 	}
+	type variant struct {
+		name   string
+		access bool
+		f      feature
+	}
+	variants := []variant{{"access on", true, featureProxy}, {"access off", false, featureProxy},
+		{"cache", true, featureCache}, {"jwt", true, featureJWT}}
 	for _, tt := range tests {
-		for _, access := range []bool{true, false} {
-			t.Run(tt.name+map[bool]string{true: " access on", false: " access off"}[access], func(t *testing.T) {
+		for _, vt := range variants {
+			if tt.name == "nginx" && vt.f == featureJWT {
+				continue // skipped in the suite: no JWT verification in nginx
+			}
+			t.Run(tt.name+" "+vt.name, func(t *testing.T) {
 				bin := findTool("", tt.name)
 				if bin == "" {
 					t.Skipf("%s not installed (make bench-deps)", tt.name)
 				}
-				pc := testPeerConfig(t, access)
+				pc := testPeerConfig(t, vt.access)
+				if vt.f != featureProxy {
+					pc = featurePeerConfig(t, vt.f)
+				}
 				conf, err := tt.peer(bin).WriteConfig(pc)
 				if err != nil {
 					t.Fatal(err)
@@ -137,6 +272,82 @@ func TestPeerArgs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := strings.Join(tt.p.Args(pc, "c"), " "); got != tt.want {
 				t.Fatalf("args = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPeerFeaturesLive starts nginx and haproxy (when installed) with the
+// cache and jwt configs in front of an in-process stub, and checks they do
+// what the scenarios claim: repeated GETs of one URL reach the stub once,
+// and the minted token is let in while a missing or altered one gets 401.
+func TestPeerFeaturesLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nginx and haproxy")
+	}
+	root, err := moduleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		peer func(string) peer
+		f    feature
+	}{
+		{nginxPeer, featureCache},
+		{haproxyPeer, featureCache},
+		{haproxyPeer, featureJWT},
+	}
+	for _, tt := range tests {
+		p := tt.peer("")
+		t.Run(p.Name+" "+string(tt.f), func(t *testing.T) {
+			p.Bin = findTool("", p.Name)
+			if p.Bin == "" {
+				t.Skipf("%s not installed (make bench-deps)", p.Name)
+			}
+			st, err := stub.Start(stub.Options{BodySize: 256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			s := &suite{peers: map[string]peer{p.Name: p}, missing: map[string]string{}, keysDir: filepath.Join(root, "keys")}
+			dir := t.TempDir()
+			base := peerConfig{Feature: tt.f}
+			var hdrs []header
+			if tt.f == featureJWT {
+				keys, tok, err := prepareJWT(s.keysDir, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				base.JWT, hdrs = keys, []header{{"Authorization", "Bearer " + tok}}
+			}
+			lv, reason := s.start(t.Context(), p.Name, dir, &upstreams{Addrs: []string{st.Addr()}}, base, hdrs...)
+			if reason != "" {
+				t.Fatal(reason)
+			}
+			defer lv.proc.Stop(5 * time.Second)
+			get := func(path string, hdrs []header) int {
+				code, err := getStatus("http://"+lv.addr+path, hdrs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return code
+			}
+			switch tt.f {
+			case featureCache:
+				n0 := st.Requests()
+				for range 20 {
+					if code := get("/cached/item", nil); code != 200 {
+						t.Fatalf("status %d", code)
+					}
+				}
+				if n := st.Requests() - n0; n != 1 {
+					t.Fatalf("20 GETs of one URL reached the stub %d times, want 1", n)
+				}
+			case featureJWT:
+				bad := []header{{"Authorization", hdrs[0].Value[:len(hdrs[0].Value)-4] + "AAAA"}}
+				if ok, none, altered := get("/", hdrs), get("/", nil), get("/", bad); ok != 200 || none != 401 || altered != 401 {
+					t.Fatalf("token %d, none %d, altered signature %d; want 200, 401, 401", ok, none, altered)
+				}
 			}
 		})
 	}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -104,9 +106,9 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitReady polls http://addr+path until it answers 200, the process exits
-// or timeout passes.
-func waitReady(ctx context.Context, p *proc, addr, path string, timeout time.Duration) error {
+// waitReady polls http://addr+path, sending hdrs, until it answers 200,
+// the process exits or timeout passes.
+func waitReady(ctx context.Context, p *proc, addr, path string, timeout time.Duration, hdrs ...header) error {
 	deadline := time.Now().Add(timeout)
 	url := "http://" + addr + path
 	var lastErr error
@@ -114,7 +116,7 @@ func waitReady(ctx context.Context, p *proc, addr, path string, timeout time.Dur
 		if p != nil && p.Exited() {
 			return fmt.Errorf("%s exited before becoming ready (%v): %s", p.name, p.err, lastLine(p.LogTail(15)))
 		}
-		code, _, err := fasthttp.GetTimeout(nil, url, time.Second)
+		code, err := getStatus(url, hdrs)
 		if err == nil && code == fasthttp.StatusOK {
 			return nil
 		}
@@ -135,6 +137,21 @@ func waitReady(ctx context.Context, p *proc, addr, path string, timeout time.Dur
 	return fmt.Errorf("%s not ready at %s after %v: %v", name, url, timeout, lastErr)
 }
 
+// getStatus GETs url with hdrs and returns the status.
+func getStatus(url string, hdrs []header) (int, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	for _, h := range hdrs {
+		req.Header.Set(h.Name, h.Value)
+	}
+	if err := fasthttp.DoTimeout(req, resp, time.Second); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode(), nil
+}
+
 // freeAddr returns a loopback address with a port that was free just now.
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -151,6 +168,19 @@ type upstreams struct {
 	// PID is the process serving them, for CPU accounting [0: not measured].
 	PID  int
 	stop func() error
+	// count returns the requests the stubs have served so far, health
+	// checks excluded [nil: not available].
+	count func() (int64, error)
+}
+
+// Requests is the stubs' request count so far; ok is false when the
+// stubs cannot tell.
+func (u *upstreams) Requests() (n int64, ok bool) {
+	if u == nil || u.count == nil {
+		return 0, false
+	}
+	n, err := u.count()
+	return n, err == nil
 }
 
 // Close stops the stubs.
@@ -193,12 +223,54 @@ func execStubs(ctx context.Context, n, bodySize int, latency time.Duration) (*up
 			return <-done
 		}
 	}
+	// The first line announces the addresses; every later one answers a
+	// "count" request.
 	line := make(chan string, 1)
+	counts := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		r := bufio.NewReader(stdout)
+		s, _ := r.ReadString('\n')
 		line <- s
-		_, _ = io.Copy(io.Discard, stdout)
+		for {
+			s, err := r.ReadString('\n')
+			if err != nil {
+				close(counts)
+				return
+			}
+			select {
+			case counts <- s:
+			default: // nobody asked (a late answer): drop it
+			}
+		}
 	}()
+	var mu sync.Mutex
+	count := func() (int64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for drained := false; !drained; { // a late answer to an earlier request
+			select {
+			case _, ok := <-counts:
+				if !ok {
+					return 0, errors.New("stubs: exited")
+				}
+			default:
+				drained = true
+			}
+		}
+		if _, err := io.WriteString(stdin, "count\n"); err != nil {
+			return 0, err
+		}
+		select {
+		case s, ok := <-counts:
+			v, found := strings.CutPrefix(strings.TrimSpace(s), "COUNT ")
+			if !ok || !found {
+				return 0, fmt.Errorf("stubs: bad count line %q", s)
+			}
+			return strconv.ParseInt(v, 10, 64)
+		case <-time.After(2 * time.Second):
+			return 0, errors.New("stubs: no count after 2s")
+		}
+	}
 	select {
 	case s := <-line:
 		addrs := strings.Fields(strings.TrimPrefix(strings.TrimSpace(s), "STUBS"))
@@ -206,7 +278,7 @@ func execStubs(ctx context.Context, n, bodySize int, latency time.Duration) (*up
 			_ = stop()
 			return nil, fmt.Errorf("stubs: unexpected ready line %q", s)
 		}
-		return &upstreams{Addrs: addrs, PID: cmd.Process.Pid, stop: stop}, nil
+		return &upstreams{Addrs: addrs, PID: cmd.Process.Pid, stop: stop, count: count}, nil
 	case <-time.After(10 * time.Second):
 		_ = stop()
 		return nil, errors.New("stubs: not ready after 10s")

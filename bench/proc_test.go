@@ -20,6 +20,9 @@ func TestExecStubs(t *testing.T) {
 	if ups.PID <= 0 || ups.PID == os.Getpid() || len(ups.Addrs) != 2 {
 		t.Fatalf("upstreams %+v", ups)
 	}
+	if n, ok := ups.Requests(); !ok || n != 0 {
+		t.Fatalf("count before any request = %d, %v", n, ok)
+	}
 	for i, addr := range ups.Addrs {
 		t.Run(addr, func(t *testing.T) {
 			code, body, err := fasthttp.GetTimeout(nil, "http://"+addr+"/x", time.Second)
@@ -28,8 +31,18 @@ func TestExecStubs(t *testing.T) {
 			}
 		})
 	}
+	// Health checks are not counted; each stub's GET is.
+	_, _, _ = fasthttp.GetTimeout(nil, "http://"+ups.Addrs[0]+"/health", time.Second)
+	for range 2 { // asked twice: the answers stay in step
+		if n, ok := ups.Requests(); !ok || n != 2 {
+			t.Fatalf("count = %d, %v; want 2", n, ok)
+		}
+	}
 	if err := ups.Close(); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+	if _, ok := ups.Requests(); ok {
+		t.Fatal("count after Close")
 	}
 	if _, _, err := fasthttp.GetTimeout(nil, "http://"+ups.Addrs[0]+"/", 200*time.Millisecond); err == nil {
 		t.Fatal("stub still answers after Close")

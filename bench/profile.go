@@ -60,7 +60,7 @@ func runProfile(ctx context.Context, c *cli, root string, stdout, stderr io.Writ
 		missing: map[string]string{},
 		prog:    &progress{w: stderr},
 	}
-	t, reason := s.start(ctx, "gateway", work, ups)
+	t, reason := s.start(ctx, "gateway", work, ups, peerConfig{})
 	if reason != "" {
 		return fmt.Errorf("gateway: %s", reason)
 	}

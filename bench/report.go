@@ -42,9 +42,11 @@ type scenarioResult struct {
 	Description string `json:"description"`
 	Skipped     string `json:"skipped,omitempty"`
 	// OpenRate is the open-loop rate used for every target, req/s.
-	OpenRate float64        `json:"open_rate,omitempty"`
-	Note     string         `json:"note,omitempty"`
-	Targets  []targetResult `json:"targets"`
+	OpenRate float64 `json:"open_rate,omitempty"`
+	// StubLatencyUS is the latency the stubs added to each answer, µs.
+	StubLatencyUS float64        `json:"stub_latency_us,omitempty"`
+	Note          string         `json:"note,omitempty"`
+	Targets       []targetResult `json:"targets"`
 }
 
 type targetResult struct {
@@ -132,8 +134,146 @@ func writeMarkdown(w io.Writer, r *results) {
 		"Ratios are to nginx in the same run (req/s: higher is better; p99 and CPU: lower is better).\n\n",
 		r.Settings.Rounds, access)
 	for i := range r.Scenarios {
-		writeScenarioMarkdown(w, &r.Scenarios[i])
+		s := &r.Scenarios[i]
+		writeScenarioMarkdown(w, s)
+		if s.Skipped == "" {
+			writeUpstreamCounts(w, s)
+			if s.target(singleTarget) != nil {
+				writeIssue5(w, issue5Of(r, s))
+			}
+		}
 	}
+}
+
+// writeUpstreamCounts says how many requests reached the stubs per client
+// request, per target and mode: 1 through a proxy, the part count through
+// an aggregate, about 0 when a cache answers.
+func writeUpstreamCounts(w io.Writer, s *scenarioResult) {
+	for _, open := range []bool{false, true} {
+		var parts []string
+		for i := range s.Targets {
+			m := s.Targets[i].Closed
+			if open {
+				m = s.Targets[i].Open
+			}
+			if m == nil || m.UpstreamRequests == nil || m.Requests <= 0 {
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f (%s / %s)", s.Targets[i].Name,
+				float64(*m.UpstreamRequests)/float64(m.Requests), fmtCount(*m.UpstreamRequests), fmtCount(m.Requests)))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "Upstream requests (the stubs' count) per client request, %s loop, all rounds: %s.\n\n",
+				map[bool]string{false: "closed", true: "open"}[open], strings.Join(parts, ", "))
+		}
+	}
+}
+
+// issue5 holds the figures of issue 5's two aggregate targets, all from
+// one run: (a) with every part at stub latency L, the aggregate's p99 is
+// within L + 1 ms of a single proxied call's p99 at the same open-loop
+// rate; (b) the aggregate's closed-loop req/s is at least 25% of a single
+// proxied call's.
+type issue5 struct {
+	LatencyUS float64 // L, the stub latency of every part and of the single call
+	OpenRate  float64
+	// Open-loop p99 of the aggregate and of the single proxied call, µs [0: not measured].
+	AggP99US, SingleP99US float64
+	// Closed-loop req/s of the aggregate and of the single call in the same rounds.
+	AggRPS, SingleRPS float64
+	// SmallRPS is proxy-small's gateway req/s in the same run (stub latency
+	// as that scenario's) [0: not in this run].
+	SmallRPS float64
+}
+
+// The issue-5 targets.
+const (
+	issue5P99SlackUS = 1000 // (a): aggregate p99 - single p99 <= L + 1 ms
+	issue5MinRPS     = 0.25 // (b): aggregate req/s >= 25% of the single call's
+)
+
+func issue5Of(r *results, s *scenarioResult) issue5 {
+	c := issue5{LatencyUS: s.StubLatencyUS, OpenRate: s.OpenRate}
+	if g := s.target("gateway"); g != nil {
+		if g.Open != nil {
+			c.AggP99US = g.Open.P99US
+		}
+		if g.Closed != nil {
+			c.AggRPS = g.Closed.RPS
+		}
+	}
+	if g := s.target(singleTarget); g != nil {
+		if g.Open != nil {
+			c.SingleP99US = g.Open.P99US
+		}
+		if g.Closed != nil {
+			c.SingleRPS = g.Closed.RPS
+		}
+	}
+	if ps := r.scenario("proxy-small"); ps != nil {
+		if g := ps.target("gateway"); g != nil && g.Closed != nil {
+			c.SmallRPS = g.Closed.RPS
+		}
+	}
+	return c
+}
+
+func writeIssue5(w io.Writer, c issue5) {
+	fmt.Fprintf(w, "Issue 5 checks (gateway; stub latency L = %s on every part and on the single proxied call, measured in the same rounds):\n\n",
+		fmtUS(c.LatencyUS))
+	fmt.Fprintln(w, "| check | measured | target | verdict |")
+	fmt.Fprintln(w, "|---|--:|--:|---|")
+	limit := c.LatencyUS + issue5P99SlackUS
+	if c.AggP99US > 0 && c.SingleP99US > 0 {
+		d := c.AggP99US - c.SingleP99US
+		fmt.Fprintf(w, "| (a) p99, open loop at %s req/s: aggregate − single proxied call | %s − %s = %s | ≤ L + 1 ms = %s | %s |\n",
+			fmtNum(c.OpenRate), fmtUS(c.AggP99US), fmtUS(c.SingleP99US), fmtSignedUS(d), fmtUS(limit), verdict(d <= limit))
+	} else {
+		fmt.Fprintf(w, "| (a) p99, open loop: aggregate − single proxied call | not measured (needs the open loop) | ≤ L + 1 ms = %s | — |\n", fmtUS(limit))
+	}
+	if c.AggRPS > 0 && c.SingleRPS > 0 {
+		q := c.AggRPS / c.SingleRPS
+		fmt.Fprintf(w, "| (b) req/s, closed loop: aggregate ÷ single proxied call | %s ÷ %s = %.2f | ≥ %.2f | %s |\n",
+			fmtNum(c.AggRPS), fmtNum(c.SingleRPS), q, issue5MinRPS, verdict(q >= issue5MinRPS))
+	} else {
+		fmt.Fprintf(w, "| (b) req/s, closed loop: aggregate ÷ single proxied call | not measured (needs wrk) | ≥ %.2f | — |\n", issue5MinRPS)
+	}
+	if c.AggRPS > 0 && c.SmallRPS > 0 {
+		q := c.AggRPS / c.SmallRPS
+		fmt.Fprintf(w, "| (b) also: aggregate ÷ proxy-small's gateway req/s in this run (its own stub latency) | %s ÷ %s = %.2f | ≥ %.2f | %s |\n",
+			fmtNum(c.AggRPS), fmtNum(c.SmallRPS), q, issue5MinRPS, verdict(q >= issue5MinRPS))
+	}
+	fmt.Fprintln(w)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+// fmtSignedUS is fmtUS for a difference, which may be zero or negative.
+func fmtSignedUS(v float64) string {
+	switch {
+	case v < 0:
+		return "−" + fmtUS(-v)
+	case v == 0:
+		return "0 µs"
+	default:
+		return "+" + fmtUS(v)
+	}
+}
+
+// fmtCount is an integer with thousands separators, zero included.
+func fmtCount(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	if n < 0 {
+		return "-" + fmtNum(float64(-n))
+	}
+	return fmtNum(float64(n))
 }
 
 func writeScenarioMarkdown(w io.Writer, s *scenarioResult) {
@@ -145,7 +285,6 @@ func writeScenarioMarkdown(w io.Writer, s *scenarioResult) {
 	if s.Note != "" {
 		fmt.Fprintf(w, "%s\n\n", s.Note)
 	}
-	ng := s.target("nginx")
 	pick := func(t *targetResult, open bool) *sample {
 		if t == nil {
 			return nil
@@ -159,17 +298,23 @@ func writeScenarioMarkdown(w io.Writer, s *scenarioResult) {
 		if !hasMode(s, open) {
 			continue
 		}
+		// Ratios are to nginx; to haproxy when nginx has no equivalent
+		// (or did not run) and haproxy does.
+		ref := "nginx"
+		base := pick(s.target(ref), open)
+		if hp := pick(s.target("haproxy"), open); base == nil && hp != nil {
+			ref, base = "haproxy", hp
+		}
 		if open {
 			fmt.Fprintf(w, "Open loop at %s req/s:\n\n", fmtNum(s.OpenRate))
-			fmt.Fprintln(w, "| target | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU/req | p99 ÷ nginx | CPU ÷ nginx |")
+			fmt.Fprintf(w, "| target | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU/req | p99 ÷ %[1]s | CPU ÷ %[1]s |\n", ref)
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		} else {
 			fmt.Fprintln(w, "Closed loop (wrk):")
 			fmt.Fprintln(w)
-			fmt.Fprintln(w, "| target | req/s | p50 | p99 | p99.9 | errors | CPU/req | req/s ÷ nginx | p99 ÷ nginx | CPU ÷ nginx |")
+			fmt.Fprintf(w, "| target | req/s | p50 | p99 | p99.9 | errors | CPU/req | req/s ÷ %[1]s | p99 ÷ %[1]s | CPU ÷ %[1]s |\n", ref)
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		}
-		base := pick(ng, open)
 		for i := range s.Targets {
 			t := &s.Targets[i]
 			m := pick(t, open)

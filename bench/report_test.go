@@ -140,3 +140,74 @@ func TestLogTicks(t *testing.T) {
 		})
 	}
 }
+
+// TestRatiosToHAProxy: with nginx skipped (the jwt scenario), the ratios
+// are to haproxy, and the header says so.
+func TestRatiosToHAProxy(t *testing.T) {
+	r := fakeResults("jwt", [4]float64{9000, 20000, 180, 2000}, [4]float64{8000, 10000, 200, 4000})
+	r.Scenarios[0].Targets[2].Name = "haproxy"
+	r.Scenarios[0].Targets = append(r.Scenarios[0].Targets, targetResult{Name: "nginx", Skipped: noNginxJWT})
+	var b bytes.Buffer
+	writeMarkdown(&b, r)
+	for _, w := range []string{
+		"| req/s ÷ haproxy | p99 ÷ haproxy | CPU ÷ haproxy |",
+		"| gateway | 9,000 | 5.00 ms | 20.0 ms | 40.0 ms | 0 | 180 µs | 1.12 | 2.00 | 0.90 |",
+		"| p99 ÷ haproxy | CPU ÷ haproxy |",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("markdown lacks %q:\n%s", w, b.String())
+		}
+	}
+}
+
+// TestIssue5Checks renders the aggregate scenario's two issue-5 checks from
+// one run: the p99 difference to the single proxied call against L + 1 ms,
+// and the req/s ratio against 25%.
+func TestIssue5Checks(t *testing.T) {
+	up := func(n int64) *int64 { return &n }
+	agg := func(aggP99, aggRPS float64) *results {
+		r := fakeResults("proxy-small", [4]float64{30000, 4000, 15, 300}, [4]float64{50000, 5000, 20, 400})
+		r.Scenarios = append(r.Scenarios, scenarioResult{
+			Name: "aggregate-4", Description: "GET /agg", OpenRate: 4000, StubLatencyUS: 1000,
+			Targets: []targetResult{
+				{Name: "gateway", Closed: &sample{RPS: aggRPS, Requests: 1000, UpstreamRequests: up(4000)}, Open: &sample{RPS: 4000, P99US: aggP99}},
+				{Name: singleTarget, Closed: &sample{RPS: 20000, Requests: 1000, UpstreamRequests: up(1000)}, Open: &sample{RPS: 4000, P99US: 1500}},
+				{Name: "nginx", Skipped: noAggregate},
+			},
+		})
+		return r
+	}
+	tests := []struct {
+		name string
+		r    *results
+		want []string
+	}{
+		{name: "both pass", r: agg(3000, 6000), want: []string{
+			"stub latency L = 1.00 ms",
+			"| (a) p99, open loop at 4,000 req/s: aggregate − single proxied call | 3.00 ms − 1.50 ms = +1.50 ms | ≤ L + 1 ms = 2.00 ms | pass |",
+			"| (b) req/s, closed loop: aggregate ÷ single proxied call | 6,000 ÷ 20,000 = 0.30 | ≥ 0.25 | pass |",
+			"| (b) also: aggregate ÷ proxy-small's gateway req/s in this run (its own stub latency) | 6,000 ÷ 30,000 = 0.20 | ≥ 0.25 | FAIL |",
+			"per client request, closed loop, all rounds: gateway 4.00 (4,000 / 1,000), gateway-single 1.00 (1,000 / 1,000).",
+			"| nginx | skipped: no equivalent: no fan-out aggregation |",
+		}},
+		{name: "both fail", r: agg(4000, 4000), want: []string{
+			"= +2.50 ms | ≤ L + 1 ms = 2.00 ms | FAIL |",
+			"4,000 ÷ 20,000 = 0.20 | ≥ 0.25 | FAIL |",
+		}},
+		{name: "aggregate faster", r: agg(1200, 6000), want: []string{"1.20 ms − 1.50 ms = −300 µs"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			writeMarkdown(&b, tt.r)
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("markdown lacks %q:\n%s", w, b.String())
+				}
+			}
+			if strings.Count(b.String(), "Issue 5 checks") != 1 {
+				t.Errorf("issue-5 checks not exactly once:\n%s", b.String())
+			}
+		})
+	}
+}

@@ -43,19 +43,36 @@ type suite struct {
 	missing map[string]string
 	stubs   stubLauncher
 	prog    *progress
+	// keysDir holds the demo JWT keys (the module's keys/) for the jwt
+	// scenario [""]: that scenario is then skipped.
+	keysDir string
 }
 
 // live is a started target.
 type live struct {
 	name string
 	addr string
+	// path overrides the scenario's request path [""]: the aggregate
+	// scenario's single proxied call through the same gateway.
+	path string
 	pid  int // process tree measured for CPU [0: none]
 	proc *proc
 }
 
+// reqPath is the path this target is loaded with in sc.
+func (t live) reqPath(sc scenario) string {
+	if t.path != "" {
+		return t.path
+	}
+	return sc.Path
+}
+
 // runScenario measures every target on one scenario.
 func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
-	res := scenarioResult{Name: sc.Name, Description: sc.Describe()}
+	if s.opts.StubLatency > 0 {
+		sc.StubLatency = s.opts.StubLatency
+	}
+	res := scenarioResult{Name: sc.Name, Description: sc.Describe(), StubLatencyUS: us(sc.StubLatency)}
 	if sc.Pending != "" {
 		res.Skipped = sc.Pending
 		return res
@@ -65,7 +82,17 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 		res.Skipped = err.Error()
 		return res
 	}
-	ups, err := s.stubs(ctx, 2, sc.RespBody, s.opts.StubLatency)
+	base := peerConfig{Feature: sc.Feature}
+	if sc.Feature == featureJWT {
+		keys, token, err := prepareJWT(s.keysDir, dir)
+		if err != nil {
+			res.Skipped = "jwt keys: " + err.Error()
+			return res
+		}
+		base.JWT = keys
+		sc.Headers = append(slices.Clip(sc.Headers), header{"Authorization", "Bearer " + token})
+	}
+	ups, err := s.stubs(ctx, 2, sc.RespBody, sc.StubLatency)
 	if err != nil {
 		res.Skipped = "stubs: " + err.Error()
 		return res
@@ -74,12 +101,25 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 
 	var targets []live
 	for _, name := range s.opts.Targets {
-		t, reason := s.start(ctx, name, dir, ups)
+		var t live
+		reason := sc.Unsupported[name]
+		if reason == "" {
+			t, reason = s.start(ctx, name, dir, ups, base, sc.Headers...)
+		}
 		res.Targets = append(res.Targets, targetResult{Name: name, Skipped: reason})
 		if reason == "" {
 			targets = append(targets, t)
 		} else {
 			s.prog.logf("[%s] %s skipped: %s", sc.Name, name, reason)
+		}
+		if name == "gateway" && sc.Feature == featureAggregate {
+			// The same gateway's single proxied call, in the same rounds
+			// and at the same open-loop rate, for the issue-5 checks.
+			res.Targets = append(res.Targets, targetResult{Name: singleTarget, Skipped: reason})
+			if reason == "" {
+				t.name, t.path = singleTarget, singlePath
+				targets = append(targets, t)
+			}
 		}
 	}
 	defer func() {
@@ -103,7 +143,7 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 	s.warmup(ctx, sc, script, targets)
 
 	if s.opts.Closed && s.wrk != "" {
-		s.rounds(ctx, &res, targets, ups.PID, false, s.opts.Duration, func(t live) (sample, error) {
+		s.rounds(ctx, &res, targets, ups, false, s.opts.Duration, func(t live) (sample, error) {
 			smp, _, err := s.wrkRun(sc, script, t, s.opts.Duration).run(ctx)
 			return smp, err
 		})
@@ -117,7 +157,7 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 		}
 	}
 	if res.OpenRate > 0 {
-		s.rounds(ctx, &res, targets, ups.PID, true, s.opts.OpenDuration, func(t live) (sample, error) {
+		s.rounds(ctx, &res, targets, ups, true, s.opts.OpenDuration, func(t live) (sample, error) {
 			return s.openLoop(sc, t, res.OpenRate, s.opts.OpenDuration).run(ctx)
 		})
 	}
@@ -132,7 +172,7 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 // rounds runs load against every target in turn, Rounds times (A B C A B
 // C ...), appending each sample to the target's open or closed rounds and
 // each failure to its Failures.
-func (s *suite) rounds(ctx context.Context, res *scenarioResult, targets []live, stubPID int, open bool,
+func (s *suite) rounds(ctx context.Context, res *scenarioResult, targets []live, ups *upstreams, open bool,
 	d time.Duration, load func(live) (sample, error)) {
 	phase := "closed"
 	if open {
@@ -141,7 +181,7 @@ func (s *suite) rounds(ctx context.Context, res *scenarioResult, targets []live,
 	for round := 1; round <= s.opts.Rounds && ctx.Err() == nil; round++ {
 		for _, t := range targets {
 			s.prog.step(res.Name, fmt.Sprintf("%s round %d/%d", phase, round, s.opts.Rounds), t.name, d)
-			smp, err := s.measure(ctx, t, stubPID, func() (sample, error) { return load(t) })
+			smp, err := s.measure(ctx, t, ups, func() (sample, error) { return load(t) })
 			tr := res.target(t.name)
 			switch {
 			case err != nil:
@@ -157,7 +197,10 @@ func (s *suite) rounds(ctx context.Context, res *scenarioResult, targets []live,
 }
 
 // start launches one target for a scenario, or says why it is skipped.
-func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams) (live, string) {
+// base carries the scenario's feature settings into the peer's config;
+// the readiness probe sends hdrs, as the load will (the jwt scenario's
+// token: a peer that refuses it never becomes ready).
+func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams, base peerConfig, hdrs ...header) (live, string) {
 	if reason := s.missing[name]; reason != "" {
 		return live{}, reason
 	}
@@ -176,7 +219,8 @@ func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams) (li
 	if err != nil {
 		return live{}, err.Error()
 	}
-	pc := peerConfig{Listen: addr, Dir: pdir, AccessLog: s.opts.AccessLog}
+	pc := base
+	pc.Listen, pc.Dir, pc.AccessLog, pc.Upstreams = addr, pdir, s.opts.AccessLog, nil
 	for i, a := range ups.Addrs {
 		pc.Upstreams = append(pc.Upstreams, upstream{ID: fmt.Sprintf("b%d", i+1), Addr: a, Weight: 1})
 	}
@@ -188,7 +232,7 @@ func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams) (li
 	if err != nil {
 		return live{}, "failed to start: " + err.Error()
 	}
-	if err := waitReady(ctx, pr, addr, p.ReadyPath, 15*time.Second); err != nil {
+	if err := waitReady(ctx, pr, addr, p.ReadyPath, 15*time.Second, hdrs...); err != nil {
 		_ = pr.Stop(2 * time.Second)
 		return live{}, "failed to start: " + err.Error()
 	}
@@ -196,18 +240,28 @@ func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams) (li
 }
 
 // measure runs load and fills the sample's CPU and syscall fields from
-// /proc deltas of the target's and the stubs' process trees.
-func (s *suite) measure(ctx context.Context, t live, stubPID int, load func() (sample, error)) (sample, error) {
+// /proc deltas of the target's and the stubs' process trees, and its
+// upstream request count from the stubs' counter.
+func (s *suite) measure(ctx context.Context, t live, ups *upstreams, load func() (sample, error)) (sample, error) {
 	if t.proc != nil && t.proc.Exited() {
 		return sample{}, fmt.Errorf("%s has exited: %s", t.name, lastLine(t.proc.LogTail(10)))
 	}
+	stubPID := 0
+	if ups != nil {
+		stubPID = ups.PID
+	}
+	n0, ok0 := ups.Requests()
 	before := treeUsage(t.pid, stubPID)
 	smp, err := load()
 	after := treeUsage(t.pid, stubPID)
+	n1, ok1 := ups.Requests()
 	if err != nil {
 		return sample{}, err
 	}
 	smp.setUsage(after[0].sub(before[0]), after[1].sub(before[1]))
+	if ok0 && ok1 {
+		smp.UpstreamRequests = new(n1 - n0)
+	}
 	// Let closing connections settle before the next target's run.
 	select {
 	case <-ctx.Done():
@@ -261,14 +315,19 @@ func (s *suite) openRate(res *scenarioResult) float64 {
 }
 
 func (s *suite) wrkRun(sc scenario, script string, t live, d time.Duration) wrkRun {
-	return wrkRun{
-		Bin: s.wrk, URL: "http://" + t.addr + sc.Path, Threads: s.opts.Threads, Conns: sc.Conns,
+	w := wrkRun{
+		Bin: s.wrk, URL: "http://" + t.addr + t.reqPath(sc), Threads: s.opts.Threads, Conns: sc.Conns,
 		Duration: d, Timeout: s.opts.Timeout, Script: script,
 	}
+	for _, h := range sc.Headers {
+		w.Headers = append(w.Headers, h.Name+": "+h.Value)
+	}
+	return w
 }
 
 func (s *suite) openLoop(sc scenario, t live, rate float64, d time.Duration) openLoop {
-	o := openLoop{Addr: t.addr, Method: sc.Method, Path: sc.Path, Rate: rate, Duration: d, Conns: sc.Conns, Timeout: s.opts.Timeout}
+	o := openLoop{Addr: t.addr, Method: sc.Method, Path: t.reqPath(sc), Headers: sc.Headers, Rate: rate, Duration: d,
+		Conns: sc.Conns, Timeout: s.opts.Timeout}
 	if sc.ReqBody > 0 {
 		o.Body = make([]byte, sc.ReqBody)
 		for i := range o.Body {
@@ -285,8 +344,11 @@ func (s *suite) plannedSeconds(sc scenario) float64 {
 	}
 	n := 0
 	for _, name := range s.opts.Targets {
-		if s.missing[name] == "" {
+		if s.missing[name] == "" && sc.Unsupported[name] == "" {
 			n++
+			if name == "gateway" && sc.Feature == featureAggregate {
+				n++ // its single proxied call
+			}
 		}
 	}
 	per := s.opts.Warmup.Seconds()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // scenario is one workload the suite can run. Adding a scenario is adding
@@ -21,9 +22,62 @@ type scenario struct {
 	RespBody int
 	// Conns is the number of client connections.
 	Conns int
+	// Feature is the gateway feature the scenario exercises, which every
+	// peer's config then expresses its own way [featureProxy].
+	Feature feature
+	// StubLatency is the latency the stubs add in this scenario when
+	// -stub-latency is 0 [0].
+	StubLatency time.Duration
+	// Unsupported says, per peer, why it has no equivalent of Feature; the
+	// peer is reported skipped with that reason, never faked.
+	Unsupported map[string]string
+	// Headers are request headers every load run sends (wrk -H); filled at
+	// run time (the jwt scenario's bearer token).
+	Headers []header
 	// Pending, when set, is why the scenario cannot run yet.
 	Pending string
 }
+
+// header is one request header.
+type header struct{ Name, Value string }
+
+// feature is what a scenario's gateway config switches on.
+type feature string
+
+const (
+	featureProxy     feature = ""          // a plain proxied route
+	featureAggregate feature = "aggregate" // an [[aggregates]] endpoint fanning out to the stubs
+	featureCache     feature = "cache"     // the response cache on the route
+	featureJWT       feature = "jwt"       // auth = "jwt" on the route
+)
+
+// Aggregate scenario shape: aggregatePath fans out to aggregateParts, each a
+// GET of a distinct path on the stub service; singleTarget is the same
+// gateway's single proxied call, measured in the same rounds.
+const (
+	aggregatePath  = "/agg"
+	aggregateParts = 4
+	singleTarget   = "gateway-single"
+	singlePath     = "/"
+)
+
+// aggregatePartPaths are the stub paths the aggregate's parts GET.
+func aggregatePartPaths() []string {
+	paths := make([]string, aggregateParts)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/part/%d", i+1)
+	}
+	return paths
+}
+
+// Why nginx and HAProxy sit out some scenarios.
+const (
+	noAggregate = "no equivalent: no fan-out aggregation"
+	noNginxJWT  = "no JWT verification in Debian's nginx (auth_jwt is NGINX Plus only)"
+)
+
+// cacheTTL is the cached scenario's lifetime on every peer.
+const cacheTTL = 60 * time.Second
 
 const pendingFeature = "feature not built yet"
 
@@ -34,9 +88,11 @@ func scenarios() []scenario {
 		{Name: "proxy-conns", Method: "GET", Path: "/", RespBody: 256, Conns: 512},
 		{Name: "proxy-large", Method: "GET", Path: "/", RespBody: 16 << 10, Conns: 64},
 		{Name: "post-4k", Method: "POST", Path: "/", ReqBody: 4 << 10, RespBody: 256, Conns: 64},
-		{Name: "aggregate-4", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Pending: pendingFeature},
-		{Name: "cached", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Pending: pendingFeature},
-		{Name: "jwt", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Pending: pendingFeature},
+		{Name: "aggregate-4", Method: "GET", Path: aggregatePath, RespBody: 256, Conns: 64, Feature: featureAggregate,
+			StubLatency: time.Millisecond, Unsupported: map[string]string{"nginx": noAggregate, "haproxy": noAggregate}},
+		{Name: "cached", Method: "GET", Path: "/cached/item", RespBody: 256, Conns: 64, Feature: featureCache},
+		{Name: "jwt", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Feature: featureJWT,
+			Unsupported: map[string]string{"nginx": noNginxJWT}},
 	}
 }
 
@@ -47,7 +103,20 @@ func (s scenario) Describe() string {
 	if s.ReqBody > 0 {
 		fmt.Fprintf(&b, " with a %s body", fmtBytes(s.ReqBody))
 	}
-	fmt.Fprintf(&b, ", %s response, %d connections", fmtBytes(s.RespBody), s.Conns)
+	switch s.Feature {
+	case featureAggregate:
+		fmt.Fprintf(&b, " %s, an aggregate of %d parts (GETs of distinct paths), %s per part", s.Path, aggregateParts, fmtBytes(s.RespBody))
+	case featureCache:
+		fmt.Fprintf(&b, " of one URL cached for %ds, %s response", int(cacheTTL.Seconds()), fmtBytes(s.RespBody))
+	case featureJWT:
+		fmt.Fprintf(&b, " with an ES256 bearer JWT verified, %s response", fmtBytes(s.RespBody))
+	default:
+		fmt.Fprintf(&b, ", %s response", fmtBytes(s.RespBody))
+	}
+	fmt.Fprintf(&b, ", %d connections", s.Conns)
+	if s.StubLatency > 0 {
+		fmt.Fprintf(&b, ", stub latency %v", s.StubLatency)
+	}
 	return b.String()
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSelectScenarios(t *testing.T) {
@@ -43,20 +45,22 @@ func TestSelectScenarios(t *testing.T) {
 // TestScenarioTable pins the workloads issue 3 defines.
 func TestScenarioTable(t *testing.T) {
 	tests := []struct {
-		name    string
-		method  string
-		reqBody int
-		resp    int
-		conns   int
-		pending bool
+		name        string
+		method      string
+		reqBody     int
+		resp        int
+		conns       int
+		feature     feature
+		latency     time.Duration
+		unsupported string // peers skipped for want of the feature, sorted
 	}{
-		{"proxy-small", "GET", 0, 256, 64, false},
-		{"proxy-conns", "GET", 0, 256, 512, false},
-		{"proxy-large", "GET", 0, 16 << 10, 64, false},
-		{"post-4k", "POST", 4 << 10, 256, 64, false},
-		{"aggregate-4", "GET", 0, 256, 64, true},
-		{"cached", "GET", 0, 256, 64, true},
-		{"jwt", "GET", 0, 256, 64, true},
+		{"proxy-small", "GET", 0, 256, 64, featureProxy, 0, ""},
+		{"proxy-conns", "GET", 0, 256, 512, featureProxy, 0, ""},
+		{"proxy-large", "GET", 0, 16 << 10, 64, featureProxy, 0, ""},
+		{"post-4k", "POST", 4 << 10, 256, 64, featureProxy, 0, ""},
+		{"aggregate-4", "GET", 0, 256, 64, featureAggregate, time.Millisecond, "haproxy,nginx"},
+		{"cached", "GET", 0, 256, 64, featureCache, 0, ""},
+		{"jwt", "GET", 0, 256, 64, featureJWT, 0, "nginx"},
 	}
 	all := scenarios()
 	if len(all) != len(tests) {
@@ -65,9 +69,39 @@ func TestScenarioTable(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := all[i]
+			var unsupported []string
+			for p := range s.Unsupported {
+				unsupported = append(unsupported, p)
+			}
+			slices.Sort(unsupported)
 			if s.Name != tt.name || s.Method != tt.method || s.ReqBody != tt.reqBody || s.RespBody != tt.resp ||
-				s.Conns != tt.conns || (s.Pending != "") != tt.pending {
+				s.Conns != tt.conns || s.Pending != "" || s.Feature != tt.feature || s.StubLatency != tt.latency ||
+				strings.Join(unsupported, ",") != tt.unsupported {
 				t.Fatalf("scenario %+v", s)
+			}
+		})
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	tests := []struct {
+		name string
+		want string
+	}{
+		{"proxy-small", "GET, 256 B response, 64 connections"},
+		{"post-4k", "POST with a 4 KiB body, 256 B response, 64 connections"},
+		{"aggregate-4", "GET /agg, an aggregate of 4 parts (GETs of distinct paths), 256 B per part, 64 connections, stub latency 1ms"},
+		{"cached", "GET of one URL cached for 60s, 256 B response, 64 connections"},
+		{"jwt", "GET with an ES256 bearer JWT verified, 256 B response, 64 connections"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := selectScenarios(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sc[0].Describe(); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
 	}

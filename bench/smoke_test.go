@@ -78,3 +78,94 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 }
+
+// TestSmokeFeatures drives the aggregate, cached and jwt scenarios through
+// a built gateway for half a second each with the open loop, and checks
+// with the stubs' request count that each feature did its work: four
+// upstream calls per aggregate and one per single proxied call, at most a
+// couple of misses from the cache, and every bearer-token request let in.
+func TestSmokeFeatures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the gateway and runs load")
+	}
+	root, err := moduleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	bin := filepath.Join(work, "fastgate")
+	if err := buildGateway(t.Context(), root, bin); err != nil {
+		t.Fatalf("the gateway does not build: %v", err)
+	}
+	const rate, d = 1000, 500 * time.Millisecond
+	s := &suite{
+		opts: options{
+			Targets: []string{"gateway", "nginx"}, OpenDuration: d, Rounds: 1, Rate: rate,
+			Timeout: 2 * time.Second, Open: true, OpenFraction: 0.5,
+		},
+		workDir: work,
+		peers:   map[string]peer{"gateway": gatewayPeer(bin), "nginx": nginxPeer("")},
+		missing: map[string]string{"nginx": "not installed"},
+		stubs:   inProcessStubs,
+		keysDir: filepath.Join(root, "keys"),
+	}
+	run := func(t *testing.T, name string) scenarioResult {
+		t.Helper()
+		sc, err := selectScenarios(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := s.runScenario(t.Context(), sc[0])
+		if res.Skipped != "" {
+			t.Fatalf("scenario skipped: %s", res.Skipped)
+		}
+		return res
+	}
+	// served checks a target answered every request and returns its
+	// upstream requests per client request.
+	served := func(t *testing.T, res scenarioResult, name string) (*sample, float64) {
+		t.Helper()
+		tr := res.target(name)
+		if tr == nil || tr.Skipped != "" || len(tr.Failures) > 0 || tr.Open == nil {
+			t.Fatalf("%s result %+v", name, tr)
+		}
+		m := tr.Open
+		if m.Requests != int64(rate*d.Seconds()) || m.Errors.Total() != 0 || m.UpstreamRequests == nil {
+			t.Fatalf("%s sample %+v", name, *m)
+		}
+		return m, float64(*m.UpstreamRequests) / float64(m.Requests)
+	}
+	t.Run("aggregate-4", func(t *testing.T) {
+		res := run(t, "aggregate-4")
+		if nx := res.target("nginx"); nx == nil || nx.Skipped != noAggregate {
+			t.Errorf("nginx = %+v, want skipped: %s", nx, noAggregate)
+		}
+		if res.StubLatencyUS != 1000 {
+			t.Errorf("stub latency %v µs, want the scenario's 1 ms", res.StubLatencyUS)
+		}
+		agg, perAgg := served(t, res, "gateway")
+		single, perSingle := served(t, res, singleTarget)
+		if perAgg != aggregateParts || perSingle != 1 {
+			t.Errorf("upstream calls per request: aggregate %v, single %v", perAgg, perSingle)
+		}
+		// Both pay the 1 ms stub latency.
+		if agg.P50US < 1000 || single.P50US < 1000 {
+			t.Errorf("p50: aggregate %v µs, single %v µs; want >= 1 ms", agg.P50US, single.P50US)
+		}
+	})
+	t.Run("cached", func(t *testing.T) {
+		res := run(t, "cached")
+		if _, per := served(t, res, "gateway"); per*float64(rate*d.Seconds()) > 2 {
+			t.Errorf("%v upstream calls per request: not served from the cache", per)
+		}
+	})
+	t.Run("jwt", func(t *testing.T) {
+		res := run(t, "jwt")
+		if nx := res.target("nginx"); nx == nil || nx.Skipped != noNginxJWT {
+			t.Errorf("nginx = %+v, want skipped: %s", nx, noNginxJWT)
+		}
+		if _, per := served(t, res, "gateway"); per != 1 {
+			t.Errorf("%v upstream calls per request", per)
+		}
+	})
+}

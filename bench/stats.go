@@ -65,6 +65,11 @@ type sample struct {
 	// return EAGAIN) but not recv or send, which nginx and HAProxy use for
 	// sockets: compare a target only with itself across runs.
 	SyscallsPerReq float64 `json:"rw_syscalls_per_req,omitempty"`
+	// UpstreamRequests is how many requests the stubs served during the
+	// run, health checks excluded [nil: not counted]. Per client request:
+	// 1 through a proxy, the part count through an aggregate, about 0 from
+	// a cache.
+	UpstreamRequests *int64 `json:"upstream_requests,omitempty"`
 }
 
 // setCPU fills the CPU fields from the process trees' CPU seconds.
@@ -115,6 +120,9 @@ func medianSample(rounds []sample) *sample {
 		m.Requests += r.Requests
 		m.Seconds += r.Seconds
 		m.Errors = m.Errors.add(r.Errors)
+		if r.UpstreamRequests != nil {
+			m.UpstreamRequests = new(*r.UpstreamRequests + deref(m.UpstreamRequests))
+		}
 	}
 	for i, p := range rounds[0].Spectrum {
 		m.Spectrum = append(m.Spectrum, point{Pct: p.Pct, US: pick(func(s sample) float64 {
@@ -154,4 +162,11 @@ func percentileOf(spec []point, pct float64) float64 {
 		}
 	}
 	return 0
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -26,21 +26,26 @@ type wrkRun struct {
 	Timeout time.Duration
 	// Script is the Lua script path (see writeWrkScript).
 	Script string
+	// Headers are sent with every request, "Name: value" (wrk -H).
+	Headers []string
 }
 
 // args are wrk's command line; the duration is whole seconds, at least 1.
 func (w wrkRun) args() []string {
 	secs := max(1, int(math.Ceil(w.Duration.Seconds())))
 	threads := max(1, min(w.Threads, w.Conns))
-	return []string{
+	args := []string{
 		"-t", strconv.Itoa(threads),
 		"-c", strconv.Itoa(w.Conns),
 		"-d", strconv.Itoa(secs) + "s",
 		"--timeout", strconv.Itoa(max(1, int(w.Timeout.Seconds()))) + "s",
 		"--latency",
 		"-s", w.Script,
-		w.URL,
 	}
+	for _, h := range w.Headers {
+		args = append(args, "-H", h)
+	}
+	return append(args, w.URL)
 }
 
 // run executes wrk and parses its report. The returned text is wrk's output.

@@ -172,6 +172,9 @@ func TestWrkArgs(t *testing.T) {
 			want: "-t 2 -c 64 -d 2s --timeout 2s --latency -s s.lua http://127.0.0.1:1/"},
 		{name: "threads capped by conns", run: wrkRun{URL: "u", Threads: 8, Conns: 4, Duration: time.Second, Timeout: time.Second, Script: "s"},
 			want: "-t 4 -c 4 -d 1s --timeout 1s --latency -s s u"},
+		{name: "headers before the URL", run: wrkRun{URL: "u", Threads: 2, Conns: 64, Duration: time.Second, Timeout: time.Second, Script: "s",
+			Headers: []string{"Authorization: Bearer t"}},
+			want: "-t 2 -c 64 -d 1s --timeout 1s --latency -s s -H Authorization: Bearer t u"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
