@@ -79,12 +79,13 @@ func curveAlg(c elliptic.Curve) string {
 type keySet struct {
 	byKID  map[string]*key // keys that have a kid
 	single map[string]*key // alg -> the only key that fits it, for tokens without kid
+	seen   *seen           // tokens these keys verified
 }
 
 // newKeySet indexes keys for the configured algorithms. A kid used twice
 // is an error: it would make the choice of key ambiguous.
 func newKeySet(keys []*key, algs []string) (*keySet, error) {
-	ks := &keySet{byKID: make(map[string]*key, len(keys)), single: make(map[string]*key, len(algs))}
+	ks := &keySet{byKID: make(map[string]*key, len(keys)), single: make(map[string]*key, len(algs)), seen: newSeen()}
 	for _, k := range keys {
 		if k.kid == "" {
 			continue

@@ -56,7 +56,9 @@ type Verifier struct {
 	keyfunc  jwt.Keyfunc // v.keyFor, bound once so Verify does not allocate it
 	algs     []string
 	issuer   string
-	keys     atomic.Pointer[keySet] // immutable; replaced whole by refresh
+	keys     atomic.Pointer[keySet] // immutable (but for its seen cache); replaced whole by refresh
+	now      func() time.Time
+	leeway   time.Duration
 	static   []*key                 // keys from files and env, kept for each refresh; immutable
 	jwksURL  string
 	fetchTTL time.Duration
@@ -92,6 +94,10 @@ func NewVerifier(cfg *config.JWT, o Options) (*Verifier, error) {
 		onError:  o.OnRefreshError,
 	}
 	v.keyfunc = v.keyFor
+	v.now, v.leeway = o.Now, cfg.Leeway.Duration
+	if v.now == nil {
+		v.now = time.Now
+	}
 	if v.fetchTTL <= 0 {
 		v.fetchTTL = 5 * time.Second
 	}
@@ -172,6 +178,10 @@ func (v *Verifier) Verify(header []byte) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
+	ks := v.keys.Load()
+	if c, ok := ks.seen.get(tok, v.now()); ok {
+		return c, nil
+	}
 	var c tokenClaims
 	t, err := v.parser.ParseWithClaims(string(tok), &c, v.keyfunc)
 	if err != nil {
@@ -180,7 +190,11 @@ func (v *Verifier) Verify(header []byte) (Claims, error) {
 	if !validSubject(c.Subject) {
 		return Claims{}, ErrSubject
 	}
-	return Claims{Subject: c.Subject, ExpiresAt: c.ExpiresAt.Time}, nil
+	claims := Claims{Subject: c.Subject, ExpiresAt: c.ExpiresAt.Time}
+	if v.keys.Load() == ks { // not verified by keys newer than ks
+		ks.seen.add(tok, claims, v.leeway)
+	}
+	return claims, nil
 }
 
 // bearerToken returns the token of a "Bearer <token>" header value.

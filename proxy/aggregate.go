@@ -45,7 +45,7 @@ func (g *Gateway) buildAggregates(cfg *config.Config, byName map[string]*upstrea
 			panic("proxy: aggregate " + ac.Path + ": " + err.Error())
 		}
 		edge := g.edge.route(&ac.Edge)
-		edge.trustUser = ac.TrustUserHeader
+		edge.aggregate, edge.trustUser = true, ac.TrustUserHeader
 		a := &aggRoute{ep: ep, metrics: newRouteMetrics(g.metrics, ac.Path, "_aggregate"), edge: edge, timeout: ac.Timeout.Duration}
 		mark := func(ctx *fasthttp.RequestCtx) { ctx.SetUserValue(aggregateKey{}, a) }
 		for _, m := range ac.Methods {

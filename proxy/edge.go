@@ -55,6 +55,7 @@ type limiter struct {
 type edgeRoute struct {
 	cors      bool
 	auth      bool
+	aggregate bool // an aggregate's: the user fills {user_id}
 	trustUser bool // aggregate with trust_user_header: keep the client's X-User-ID for {user_id}
 	limit     *limiter
 	cacheOn   bool
@@ -188,7 +189,7 @@ func (g *Gateway) before(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, q
 		}
 	}
 	ctx.Request.Header.DelBytes(headerUserID)
-	answered := er.auth && !g.authenticate(ctx, x) ||
+	answered := er.auth && !g.authenticate(ctx, x, er.aggregate) ||
 		er.limit != nil && !g.rateLimit(ctx, x, er.limit) ||
 		er.cacheOn && g.cacheLookup(ctx, x, query)
 	if answered {
@@ -221,8 +222,8 @@ func (g *Gateway) decorate(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute)
 }
 
 // authenticate verifies the bearer token; on success the upstream gets
-// X-User-ID (the sub claim) and aggregates get it for {user_id}.
-func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) bool {
+// X-User-ID (the sub claim) and, for an aggregate, {user_id}.
+func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange, forAggregate bool) bool {
 	claims, err := g.edge.verifier.Verify(ctx.Request.Header.PeekBytes(headerAuthorization))
 	if err != nil {
 		reason := auth.Reason(err)
@@ -239,7 +240,9 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	x.user = claims.Subject
 	ctx.Request.Header.SetBytesKV(headerUserID, s2b(claims.Subject))
-	ctx.SetUserValue(aggregate.UserID, claims.Subject)
+	if forAggregate {
+		ctx.SetUserValue(aggregate.UserID, claims.Subject) // boxing allocates: only where used
+	}
 	return true
 }
 
