@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastgate/fastgate/auth"
+	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/stub"
 	"github.com/valyala/fasthttp"
 )
@@ -175,4 +177,33 @@ func waitListening(t *testing.T, addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("gateway never listened on %s", addr)
+}
+
+// TestToken: `fastgate token` mints a token the demo config's verifier
+// accepts, with the requested subject.
+func TestToken(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"token", "-sub", "42", "-ttl", "5m", "-config", "config.toml"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	cfg, err := config.Load("config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(cfg.Auth.JWT, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	c, err := v.Verify([]byte("Bearer " + tok))
+	if err != nil || c.Subject != "42" {
+		t.Fatalf("Verify = %+v, %v; want subject 42", c, err)
+	}
+	if d := time.Until(c.ExpiresAt); d <= 4*time.Minute || d > 5*time.Minute {
+		t.Fatalf("expires in %v, want about 5m", d)
+	}
+	if code := run([]string{"token"}, &out, &errb); code != 2 {
+		t.Fatalf("token without -sub: exit %d, want 2", code)
+	}
 }
