@@ -59,7 +59,7 @@ type Verifier struct {
 	keys     atomic.Pointer[keySet] // immutable (but for its seen cache); replaced whole by refresh
 	now      func() time.Time
 	leeway   time.Duration
-	static   []*key                 // keys from files and env, kept for each refresh; immutable
+	static   []*key // keys from files and env, kept for each refresh; immutable
 	jwksURL  string
 	fetchTTL time.Duration
 	onError  func(error)
