@@ -8,6 +8,7 @@ package balance
 
 import (
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,6 +318,11 @@ func (s *Service) Pick(tried uint64) *Instance {
 			return in
 		}
 	}
+	if tried != 0 {
+		if in := s.pickRetry(tried); in != nil {
+			return in
+		}
+	}
 	seq := s.sched.Load().seq
 	n := uint64(len(seq))
 	if n == 0 {
@@ -330,6 +336,41 @@ func (s *Service) Pick(tried uint64) *Instance {
 		}
 	}
 	return nil
+}
+
+// pickRetry chooses among the untried instances in proportion to their
+// effective weights (weighted random), so that a retry's load spreads as
+// the weights say. Walking the schedule from the failed slot instead would
+// hand it to whichever instance follows: with {5,1,1} and the first tried,
+// the second would get 5 retries in 7. Instances whose breaker is not
+// closed are left to the schedule walk, which admits probes.
+func (s *Service) pickRetry(tried uint64) *Instance {
+	total := 0
+	for _, in := range s.instances {
+		total += in.retryWeight(tried)
+	}
+	if total == 0 {
+		return nil
+	}
+	r := rand.IntN(total)
+	for _, in := range s.instances {
+		if r -= in.retryWeight(tried); r < 0 {
+			return in
+		}
+	}
+	return nil
+}
+
+// retryWeight is the instance's effective weight when a retry may go to
+// it, else 0. It has no side effect (unlike Available for a half-open
+// breaker).
+func (in *Instance) retryWeight(tried uint64) int {
+	if tried&(1<<in.index) != 0 || !in.up.Load() || in.weight == 0 ||
+		in.breaker.State() != health.Closed ||
+		in.maxInFlight != 0 && in.inFlight.Load() >= in.maxInFlight {
+		return 0
+	}
+	return max(1, int(in.eff.Load()))
 }
 
 // probe returns an ejected instance due for a half-open probe (admitting

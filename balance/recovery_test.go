@@ -195,3 +195,43 @@ name = "s"
 		t.Fatalf("%d retries allowed for 100 requests, want 20", allowed)
 	}
 }
+
+// TestRetrySpreadsByWeight: retries after a failure on the heavy instance
+// go to the others in proportion to their weights, not to whichever
+// follows it in the schedule.
+func TestRetrySpreadsByWeight(t *testing.T) {
+	s := newTestService(t, `
+[[services]]
+name = "s"
+  [[services.instances]]
+  id = "a"
+  addr = "127.0.0.1:1"
+  weight = 5
+  [[services.instances]]
+  id = "b"
+  addr = "127.0.0.1:2"
+  weight = 1
+  [[services.instances]]
+  id = "c"
+  addr = "127.0.0.1:3"
+  weight = 2
+`)
+	a := s.Instances()[0]
+	got := map[string]int{}
+	const n = 9000
+	for range n {
+		in := s.Pick(Tried(0, a))
+		if in == nil || in == a {
+			t.Fatalf("retry picked %v", in)
+		}
+		got[in.ID()]++
+	}
+	// b:c should be 1:2 (3000:6000); 8 standard deviations of slack.
+	if b := got["b"]; b < 2650 || b > 3350 {
+		t.Fatalf("retries b:%d c:%d over %d, want about 3000:6000", b, got["c"], n)
+	}
+	// Every instance tried: nothing left.
+	if in := s.Pick(Tried(Tried(Tried(0, a), s.Instances()[1]), s.Instances()[2])); in != nil {
+		t.Fatalf("picked %s with every instance tried", in.ID())
+	}
+}
