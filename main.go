@@ -87,6 +87,7 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 		log.Error().Err(err).Msg("gateway")
 		return 1
 	}
+	g.Metrics().NewGauge("fastgate_access_log_dropped_lines", func() float64 { return float64(access.Dropped()) })
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Int("services", len(cfg.Services)).Int("routes", len(cfg.Routes)).Msg("fastgate serving")
