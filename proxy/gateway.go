@@ -292,16 +292,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		return g.internal
 	}
 	if a, status := g.aggregates.lookup(ctx, x.path); a != nil {
-		x.deadline = start.Add(a.timeout)
-		switch {
-		case g.preflight(ctx, x, a.edge):
-		case status != 0:
-			writeError(ctx, status, msgMethod, x.id)
-			g.decorate(ctx, x, a.edge)
-		case !g.before(ctx, x, a.edge, query):
-			g.serveAggregate(ctx, x, a)
-			g.after(ctx, x, a.edge, query)
-		}
+		g.serveAggregateRoute(ctx, x, a, status, query, start)
 		return a.metrics
 	}
 	r := g.routes.Load().match(x.path)
@@ -309,23 +300,40 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		writeError(ctx, fasthttp.StatusNotFound, msgNotFound, x.id)
 		return g.unmatched
 	}
+	g.serveRoute(ctx, x, r, query, start)
+	return r.metrics
+}
+
+// serveRoute answers a request that matched r: CORS preflight, method
+// check, the request-side middleware, the upstream, the response side.
+func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, x *exchange, r *route, query []byte, start time.Time) {
 	x.route = r
 	x.deadline = start.Add(r.timeout)
-	if g.preflight(ctx, x, r.edge) {
-		return r.metrics
-	}
-	if !r.allows(ctx.Request.Header.Method()) {
+	switch {
+	case g.preflight(ctx, x, r.edge):
+	case !r.allows(ctx.Request.Header.Method()):
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, x.id)
 		ctx.Response.Header.SetBytesKV(headerAllow, r.allow)
 		g.decorate(ctx, x, r.edge)
-		return r.metrics
+	case !g.before(ctx, x, r.edge, query):
+		g.forward(ctx, x, r, query, start)
+		g.after(ctx, x, r.edge, query)
 	}
-	if g.before(ctx, x, r.edge, query) {
-		return r.metrics
+}
+
+// serveAggregateRoute is serveRoute for an aggregate; status is 405 when
+// its path matched under another method.
+func (g *Gateway) serveAggregateRoute(ctx *fasthttp.RequestCtx, x *exchange, a *aggRoute, status int, query []byte, start time.Time) {
+	x.deadline = start.Add(a.timeout)
+	switch {
+	case g.preflight(ctx, x, a.edge):
+	case status != 0:
+		writeError(ctx, status, msgMethod, x.id)
+		g.decorate(ctx, x, a.edge)
+	case !g.before(ctx, x, a.edge, query):
+		g.serveAggregate(ctx, x, a)
+		g.after(ctx, x, a.edge, query)
 	}
-	g.forward(ctx, x, r, query, start)
-	g.after(ctx, x, r.edge, query)
-	return r.metrics
 }
 
 // reject answers a malformed request and closes the connection, so that
