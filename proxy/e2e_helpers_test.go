@@ -409,14 +409,3 @@ func pattern(n int) []byte {
 	}
 	return b
 }
-
-// firstLine is the request line of raw, for messages.
-func firstLine(raw string) string {
-	if i := strings.Index(raw, "\r\n"); i >= 0 {
-		raw = raw[:i]
-	}
-	if len(raw) > 60 {
-		raw = raw[:60] + "..."
-	}
-	return raw
-}

@@ -31,8 +31,7 @@ import (
 // It is safe calling Gateway methods from concurrently running goroutines.
 type Gateway struct {
 	cfg        *config.Config
-	upstreams  []*upstream // one per service, in config order
-	services   []*balance.Service
+	upstreams  []*upstream           // one per service, in config order
 	started    sync.Once             // starts the health checkers
 	routes     atomic.Pointer[table] // immutable; swapped whole
 	aggregates *aggregates           // immutable; nil without [[aggregates]]
@@ -108,7 +107,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	for i := range cfg.Services {
 		u := g.newUpstream(&cfg.Services[i], o)
 		g.upstreams = append(g.upstreams, u)
-		g.services = append(g.services, u.svc)
 		byName[u.svc.Name()] = u
 	}
 	g.routes.Store(g.buildTable(cfg, byName))
@@ -176,8 +174,14 @@ func (g *Gateway) newServer() *fasthttp.Server {
 	}
 }
 
-// Services returns the gateway's services. The slice must not be modified.
-func (g *Gateway) Services() []*balance.Service { return g.services }
+// Services returns the gateway's services, in config order, in a new slice.
+func (g *Gateway) Services() []*balance.Service {
+	out := make([]*balance.Service, len(g.upstreams))
+	for i, u := range g.upstreams {
+		out[i] = u.svc
+	}
+	return out
+}
 
 // Metrics is the gateway's metrics set, served on the metrics path.
 func (g *Gateway) Metrics() *metrics.Set { return g.metrics }

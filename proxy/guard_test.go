@@ -83,3 +83,21 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+// TestIsHopByHopMatchesList keeps the fast length switch of isHopByHop in
+// step with the list stripHopByHop removes.
+func TestIsHopByHopMatchesList(t *testing.T) {
+	names := append([][]byte{headerConnection, headerExpect}, hopByHopHeaders...)
+	for _, n := range names {
+		for _, v := range []string{string(n), strings.ToLower(string(n)), strings.ToUpper(string(n))} {
+			if !isHopByHop([]byte(v)) {
+				t.Errorf("isHopByHop(%q) = false", v)
+			}
+		}
+	}
+	for _, v := range []string{"Host", "X-Forwarded-For", "Content-Type", "Keep-Alive2", "T"} {
+		if isHopByHop([]byte(v)) {
+			t.Errorf("isHopByHop(%q) = true", v)
+		}
+	}
+}

@@ -4,11 +4,10 @@ import "errors"
 
 // Errors of path normalization; each is answered with 400.
 var (
-	ErrBadPath         = errors.New("proxy: malformed request target")
-	ErrEncodedSlash    = errors.New("proxy: encoded slash, backslash or NUL in path")
-	ErrBadPercent      = errors.New("proxy: bad percent-encoding in path")
-	ErrBadPathByte     = errors.New("proxy: invalid byte in path")
-	errAbsoluteNoSlash = ErrBadPath
+	ErrBadPath      = errors.New("proxy: malformed request target")
+	ErrEncodedSlash = errors.New("proxy: encoded slash, backslash or NUL in path")
+	ErrBadPercent   = errors.New("proxy: bad percent-encoding in path")
+	ErrBadPathByte  = errors.New("proxy: invalid byte in path")
 )
 
 // SplitTarget splits a request target into its path and query (without the
@@ -29,11 +28,11 @@ func SplitTarget(target []byte) (path, query []byte, err error) {
 			i++
 		}
 		target = rest[i:]
-		if len(target) == 0 || target[0] != '/' {
-			if len(target) == 0 {
-				return []byte("/"), nil, nil
-			}
-			return nil, nil, errAbsoluteNoSlash
+		switch {
+		case len(target) == 0: // "http://host"
+			return []byte("/"), nil, nil
+		case target[0] != '/': // "http://host?q"
+			return nil, nil, ErrBadPath
 		}
 	}
 	for i, c := range target {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"time"
+
+	"github.com/fastgate/fastgate/config"
 )
 
 // route is one [[routes]] entry, ready for the request path. Immutable.
@@ -48,17 +50,9 @@ func (t *table) match(path []byte) *route {
 	return nil
 }
 
-// hasPathPrefix reports whether prefix matches path on a segment boundary:
-// "/a" matches "/a" and "/a/b", never "/ab"; "/" matches every path. It is
-// config.HasPathPrefix for bytes.
+// hasPathPrefix is config.HasPathPrefix on bytes (b2s: no copy).
 func hasPathPrefix(path, prefix []byte) bool {
-	if len(prefix) == 0 {
-		return true
-	}
-	if !bytes.HasPrefix(path, prefix) {
-		return false
-	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+	return config.HasPathPrefix(b2s(path), b2s(prefix))
 }
 
 // appendForwardPath appends the path to send upstream: path without the
