@@ -199,7 +199,7 @@ func compilePart(ps PartSpec, timeout time.Duration, resolve func(string) Doer) 
 		return p, err
 	}
 	for _, h := range ps.ForwardHeaders {
-		p.headers = append(p.headers, []byte(h))
+		p.headers = append(p.headers, fasthttp.AppendNormalizedHeaderKey(nil, h))
 	}
 	if p.doer = resolve(ps.Service); p.doer == nil {
 		return p, fmt.Errorf("%w %q", ErrNoDoer, ps.Service)

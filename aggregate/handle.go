@@ -116,18 +116,18 @@ func (c *call) prepare(ctx *fasthttp.RequestCtx) *segment {
 			req.Header.SetHostBytes(s.p.service)
 		}
 		for _, h := range copiedHeaders {
-			if v := in.PeekBytes(h); len(v) > 0 {
-				req.Header.SetBytesKV(h, v)
+			if v := in.PeekCanonical(h); len(v) > 0 {
+				req.Header.SetCanonical(h, v)
 			}
 		}
 		for _, h := range s.p.headers {
-			if v := in.PeekBytes(h); len(v) > 0 {
-				req.Header.SetBytesKV(h, v)
+			if v := in.PeekCanonical(h); len(v) > 0 {
+				req.Header.SetCanonical(h, v)
 			}
 		}
-		req.Header.SetBytesKV(headerGatewayService, s.p.service)
+		req.Header.SetCanonical(headerGatewayService, s.p.service)
 		if len(user) > 0 {
-			req.Header.SetBytesKV(headerUserID, user)
+			req.Header.SetCanonical(headerUserID, user)
 		}
 	}
 	return nil
@@ -144,7 +144,7 @@ func (e *Endpoint) user(ctx *fasthttp.RequestCtx) []byte {
 		return v
 	}
 	if e.trustUserHeader {
-		return ctx.Request.Header.PeekBytes(headerUserID)
+		return ctx.Request.Header.PeekCanonical(headerUserID)
 	}
 	return nil
 }
@@ -290,12 +290,12 @@ func (c *call) answer(ctx *fasthttp.RequestCtx, start time.Time) Summary {
 	resp := &ctx.Response
 	resp.SetStatusCode(v.code)
 	resp.Header.SetContentTypeBytes(contentTypeJSON)
-	resp.Header.SetBytesKV(headerAggregated, valueTrue)
+	resp.Header.SetCanonical(headerAggregated, valueTrue)
 	if v.status == statusSuccess {
-		resp.Header.SetBytesKV(headerComplete, valueTrue)
+		resp.Header.SetCanonical(headerComplete, valueTrue)
 	} else {
-		resp.Header.SetBytesKV(headerComplete, valueFalse)
-		resp.Header.SetBytesKV(headerCacheControl, valueNoStore)
+		resp.Header.SetCanonical(headerComplete, valueFalse)
+		resp.Header.SetCanonical(headerCacheControl, valueNoStore)
 	}
 	c.out = resp.SwapBody(c.out)[:0]
 
@@ -314,7 +314,7 @@ func (e *Endpoint) badRequest(ctx *fasthttp.RequestCtx, bad *segment) {
 	b := append(buf[:0], `{"error":"missing value for `...)
 	b = appendJSONString(b, bad.text)
 	b = append(b, `","request_id":"`...)
-	b = appendJSONString(b, ctx.Request.Header.PeekBytes(headerRequestID))
+	b = appendJSONString(b, ctx.Request.Header.PeekCanonical(headerRequestID))
 	b = append(b, `"}`...)
 	resp := &ctx.Response
 	resp.SetStatusCode(fasthttp.StatusBadRequest)
@@ -325,14 +325,19 @@ func (e *Endpoint) badRequest(ctx *fasthttp.RequestCtx, bad *segment) {
 var (
 	methodGet            = []byte(fasthttp.MethodGet)
 	contentTypeJSON      = []byte("application/json")
-	headerRequestID      = []byte("X-Request-ID")
-	headerUserID         = []byte("X-User-ID")
-	headerGatewayService = []byte("X-Gateway-Service")
-	headerAggregated     = []byte("X-Aggregated")
-	headerComplete       = []byte("X-Aggregate-Complete")
-	headerCacheControl   = []byte("Cache-Control")
+	headerRequestID      = canonical("X-Request-ID")
+	headerUserID         = canonical("X-User-ID")
+	headerGatewayService = canonical("X-Gateway-Service")
+	headerAggregated     = canonical("X-Aggregated")
+	headerComplete       = canonical("X-Aggregate-Complete")
+	headerCacheControl   = canonical("Cache-Control")
 	valueTrue            = []byte("true")
 	valueFalse           = []byte("false")
 	valueNoStore         = []byte("no-store")
-	copiedHeaders        = [][]byte{headerRequestID, []byte("X-Forwarded-For"), []byte("X-Forwarded-Proto"), []byte("X-Forwarded-Host")}
+	copiedHeaders        = [][]byte{headerRequestID, canonical("X-Forwarded-For"), canonical("X-Forwarded-Proto"), canonical("X-Forwarded-Host")}
 )
+
+// canonical is name as fasthttp stores header names ("X-Request-ID" becomes
+// "X-Request-Id"), for PeekCanonical and SetCanonical, which skip the
+// per-call normalization of PeekBytes and SetBytesKV.
+func canonical(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }

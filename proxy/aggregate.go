@@ -84,7 +84,7 @@ func (g *Gateway) serveAggregate(ctx *fasthttp.RequestCtx, x *exchange, a *aggRo
 	x.agg = a
 	g.setForwardedHeaders(ctx, x, nil)
 	x.sum = a.ep.Handle(ctx)
-	ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+	ctx.Response.Header.SetCanonical(headerRequestID, x.id)
 }
 
 // partDoer sends aggregate parts through a service's balancer, breakers and

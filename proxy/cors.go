@@ -26,16 +26,16 @@ type corsPolicy struct {
 type originPattern struct{ scheme, suffix string } // "https://", ".example.com"
 
 var (
-	headerOrigin  = []byte("Origin")
-	headerVary    = []byte("Vary")
-	headerACRM    = []byte("Access-Control-Request-Method")
-	headerACRH    = []byte("Access-Control-Request-Headers")
-	headerACAO    = []byte("Access-Control-Allow-Origin")
-	headerACAC    = []byte("Access-Control-Allow-Credentials")
-	headerACAM    = []byte("Access-Control-Allow-Methods")
-	headerACAH    = []byte("Access-Control-Allow-Headers")
-	headerACEH    = []byte("Access-Control-Expose-Headers")
-	headerACMA    = []byte("Access-Control-Max-Age")
+	headerOrigin  = canonical("Origin")
+	headerVary    = canonical("Vary")
+	headerACRM    = canonical("Access-Control-Request-Method")
+	headerACRH    = canonical("Access-Control-Request-Headers")
+	headerACAO    = canonical("Access-Control-Allow-Origin")
+	headerACAC    = canonical("Access-Control-Allow-Credentials")
+	headerACAM    = canonical("Access-Control-Allow-Methods")
+	headerACAH    = canonical("Access-Control-Allow-Headers")
+	headerACEH    = canonical("Access-Control-Expose-Headers")
+	headerACMA    = canonical("Access-Control-Max-Age")
 	valueTrue     = []byte("true")
 	valueStar     = []byte("*")
 	varyOrigin    = []byte("Origin")
@@ -107,7 +107,7 @@ func (p *corsPolicy) allowOrigin(origin []byte) bool {
 // Access-Control-Request-Method.
 func isPreflight(req *fasthttp.Request) bool {
 	return bytes.Equal(req.Header.Method(), methodOptions) &&
-		len(req.Header.PeekBytes(headerOrigin)) > 0 && len(req.Header.PeekBytes(headerACRM)) > 0
+		len(req.Header.PeekCanonical(headerOrigin)) > 0 && len(req.Header.PeekCanonical(headerACRM)) > 0
 }
 
 // preflight answers a preflight without calling the upstream: 204, with
@@ -117,17 +117,17 @@ func (p *corsPolicy) preflight(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	resp := &ctx.Response
 	resp.SetStatusCode(fasthttp.StatusNoContent)
-	resp.Header.SetBytesKV(headerVary, varyPreflight)
-	origin := h.PeekBytes(headerOrigin)
-	if !p.allowOrigin(origin) || !p.methodSet[b2s(h.PeekBytes(headerACRM))] || !p.allowHeaders(h.PeekBytes(headerACRH)) {
+	resp.Header.SetCanonical(headerVary, varyPreflight)
+	origin := h.PeekCanonical(headerOrigin)
+	if !p.allowOrigin(origin) || !p.methodSet[b2s(h.PeekCanonical(headerACRM))] || !p.allowHeaders(h.PeekCanonical(headerACRH)) {
 		return
 	}
 	p.setOrigin(resp, origin)
-	resp.Header.SetBytesKV(headerACAM, p.methods)
+	resp.Header.SetCanonical(headerACAM, p.methods)
 	if len(p.headers) > 0 {
-		resp.Header.SetBytesKV(headerACAH, p.headers)
+		resp.Header.SetCanonical(headerACAH, p.headers)
 	}
-	resp.Header.SetBytesKV(headerACMA, p.maxAge)
+	resp.Header.SetCanonical(headerACMA, p.maxAge)
 }
 
 // allowHeaders reports whether every header named in an
@@ -159,32 +159,32 @@ func (p *corsPolicy) allowHeaders(list []byte) bool {
 func (p *corsPolicy) decorate(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	addVary(&resp.Header, varyOrigin)
-	origin := ctx.Request.Header.PeekBytes(headerOrigin)
+	origin := ctx.Request.Header.PeekCanonical(headerOrigin)
 	if !p.allowOrigin(origin) {
 		return
 	}
 	p.setOrigin(resp, origin)
 	if len(p.expose) > 0 {
-		resp.Header.SetBytesKV(headerACEH, p.expose)
+		resp.Header.SetCanonical(headerACEH, p.expose)
 	}
 }
 
 func (p *corsPolicy) setOrigin(resp *fasthttp.Response, origin []byte) {
 	if p.any && !p.credentials {
-		resp.Header.SetBytesKV(headerACAO, valueStar)
+		resp.Header.SetCanonical(headerACAO, valueStar)
 		return
 	}
-	resp.Header.SetBytesKV(headerACAO, origin)
+	resp.Header.SetCanonical(headerACAO, origin)
 	if p.credentials {
-		resp.Header.SetBytesKV(headerACAC, valueTrue)
+		resp.Header.SetCanonical(headerACAC, valueTrue)
 	}
 }
 
 // addVary adds name to the response's Vary header unless it is there.
 func addVary(h *fasthttp.ResponseHeader, name []byte) {
-	v := h.PeekBytes(headerVary)
+	v := h.PeekCanonical(headerVary)
 	if len(v) == 0 {
-		h.SetBytesKV(headerVary, name)
+		h.SetCanonical(headerVary, name)
 		return
 	}
 	for rest := v; len(rest) > 0; {
@@ -195,5 +195,5 @@ func addVary(h *fasthttp.ResponseHeader, name []byte) {
 		}
 	}
 	var buf [256]byte
-	h.SetBytesKV(headerVary, append(append(append(buf[:0], v...), ", "...), name...))
+	h.SetCanonical(headerVary, append(append(append(buf[:0], v...), ", "...), name...))
 }

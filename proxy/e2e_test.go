@@ -231,6 +231,7 @@ name = "users"
 		wantXFH   string
 	}{
 		{"spoofed XFF replaced", direct, "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: spoofed.example\r\n", "127.0.0.1", "", "", "http", "front.example:8443"},
+		{"lower-case spoofs replaced", direct, "x-forwarded-for: 1.2.3.4\r\nx-forwarded-proto: https\r\nX-FORWARDED-HOST: spoofed.example\r\nx-gateway-service: evil\r\nx-request-id: bad id\r\n", "127.0.0.1", "", "", "http", "front.example:8443"},
 		{"trusted XFF appended", behindProxy, "X-Forwarded-For: 1.2.3.4\r\n", "1.2.3.4, 127.0.0.1", "", "", "http", "front.example:8443"},
 		{"no XFF from trusted", behindProxy, "", "127.0.0.1", "", "", "http", "front.example:8443"},
 		{"request id kept", direct, "", "127.0.0.1", "req-42_a.B", "req-42_a.B", "http", "front.example:8443"},

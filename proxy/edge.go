@@ -121,7 +121,7 @@ func (g *Gateway) newLimiter(rc *config.RateLimit) (*limiter, error) {
 		storeErrors: g.metrics.NewCounter(`fastgate_ratelimit_store_errors_total{limit=` + quote(name) + `}`),
 	}
 	if h, ok := strings.CutPrefix(rc.Key, "header:"); ok {
-		l.header = []byte(h)
+		l.header = canonical(h)
 	}
 	return l, nil
 }
@@ -144,13 +144,13 @@ func (e *edgeShared) route(c *config.Edge) *edgeRoute {
 }
 
 var (
-	headerAuthorization = []byte("Authorization")
-	headerUserID        = []byte("X-User-ID")
-	headerWWWAuth       = []byte("WWW-Authenticate")
-	headerXCache        = []byte("X-Cache")
-	headerRLLimit       = []byte("RateLimit-Limit")
-	headerRLRemaining   = []byte("RateLimit-Remaining")
-	headerRLReset       = []byte("RateLimit-Reset")
+	headerAuthorization = canonical("Authorization")
+	headerUserID        = canonical("X-User-ID")
+	headerWWWAuth       = canonical("WWW-Authenticate")
+	headerXCache        = canonical("X-Cache")
+	headerRLLimit       = canonical("RateLimit-Limit")
+	headerRLRemaining   = canonical("RateLimit-Remaining")
+	headerRLReset       = canonical("RateLimit-Reset")
 	bearerInvalid       = []byte(`Bearer error="invalid_token"`)
 	bearerMissing       = []byte(`Bearer realm="fastgate"`)
 	valueHIT            = []byte("HIT")
@@ -170,7 +170,7 @@ func (g *Gateway) preflight(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute
 		return false
 	}
 	g.edge.cors.preflight(ctx)
-	ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+	ctx.Response.Header.SetCanonical(headerRequestID, x.id)
 	return true
 }
 
@@ -183,12 +183,14 @@ func (g *Gateway) before(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, q
 	if er.trustUser && !er.auth {
 		// An aggregate behind an authenticating proxy: the header is the
 		// user. Copied, since the header's storage changes on delete.
-		if v := ctx.Request.Header.PeekBytes(headerUserID); len(v) > 0 {
+		if v := ctx.Request.Header.PeekCanonical(headerUserID); len(v) > 0 {
 			x.trustedUser = append(x.trustedUser[:0], v...)
 			ctx.SetUserValue(aggregate.UserID, x.trustedUser)
 		}
 	}
-	ctx.Request.Header.DelBytes(headerUserID)
+	if len(ctx.Request.Header.PeekCanonical(headerUserID)) > 0 {
+		ctx.Request.Header.DelBytes(headerUserID)
+	}
 	answered := er.auth && !g.authenticate(ctx, x, er.aggregate) ||
 		er.limit != nil && !g.rateLimit(ctx, x, er.limit) ||
 		er.cacheOn && g.cacheLookup(ctx, x, query)
@@ -203,7 +205,7 @@ func (g *Gateway) before(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, q
 func (g *Gateway) after(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute, query []byte) {
 	if x.cacheMiss {
 		g.edge.cache.Store(&ctx.Request, x.path, query, &ctx.Response, er.cacheTTL)
-		ctx.Response.Header.SetBytesKV(headerXCache, valueMISS)
+		ctx.Response.Header.SetCanonical(headerXCache, valueMISS)
 		x.flight.Done()
 		x.flight = nil
 	}
@@ -224,7 +226,7 @@ func (g *Gateway) decorate(ctx *fasthttp.RequestCtx, x *exchange, er *edgeRoute)
 // authenticate verifies the bearer token; on success the upstream gets
 // X-User-ID (the sub claim) and, for an aggregate, {user_id}.
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange, forAggregate bool) bool {
-	claims, err := g.edge.verifier.Verify(ctx.Request.Header.PeekBytes(headerAuthorization))
+	claims, err := g.edge.verifier.Verify(ctx.Request.Header.PeekCanonical(headerAuthorization))
 	if err != nil {
 		reason := auth.Reason(err)
 		if c := g.edge.authFailures[reason]; c != nil {
@@ -232,14 +234,14 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange, forAggrega
 		}
 		writeError(ctx, fasthttp.StatusUnauthorized, msgUnauthorized, x.id)
 		if reason == "missing" {
-			ctx.Response.Header.SetBytesKV(headerWWWAuth, bearerMissing)
+			ctx.Response.Header.SetCanonical(headerWWWAuth, bearerMissing)
 		} else {
-			ctx.Response.Header.SetBytesKV(headerWWWAuth, bearerInvalid)
+			ctx.Response.Header.SetCanonical(headerWWWAuth, bearerInvalid)
 		}
 		return false
 	}
 	x.user = claims.Subject
-	ctx.Request.Header.SetBytesKV(headerUserID, s2b(claims.Subject))
+	ctx.Request.Header.SetCanonical(headerUserID, s2b(claims.Subject))
 	if forAggregate {
 		ctx.SetUserValue(aggregate.UserID, claims.Subject) // boxing allocates: only where used
 	}
@@ -260,7 +262,7 @@ func (g *Gateway) rateLimit(ctx *fasthttp.RequestCtx, x *exchange, l *limiter) b
 	l.rejected.Inc()
 	writeError(ctx, fasthttp.StatusTooManyRequests, msgRateLimited, x.id)
 	secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
-	ctx.Response.Header.SetBytesKV(headerRetryAfter, strconv.AppendInt(x.scratch[:0], max(secs, 1), 10))
+	ctx.Response.Header.SetCanonical(headerRetryAfter, strconv.AppendInt(x.scratch[:0], max(secs, 1), 10))
 	setRateLimitHeaders(&ctx.Response.Header, &d)
 	return false
 }
@@ -276,7 +278,7 @@ func appendLimitKey(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, l *limite
 			return append(append(dst, "u:"...), x.user...)
 		}
 	case 'h':
-		if v := ctx.Request.Header.PeekBytes(l.header); len(v) > 0 {
+		if v := ctx.Request.Header.PeekCanonical(l.header); len(v) > 0 {
 			return append(append(dst, "h:"...), v...)
 		}
 	}
@@ -285,9 +287,9 @@ func appendLimitKey(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, l *limite
 
 func setRateLimitHeaders(h *fasthttp.ResponseHeader, d *ratelimit.Decision) {
 	var buf [20]byte
-	h.SetBytesKV(headerRLLimit, strconv.AppendInt(buf[:0], int64(d.Limit), 10))
-	h.SetBytesKV(headerRLRemaining, strconv.AppendInt(buf[:0], int64(d.Remaining), 10))
-	h.SetBytesKV(headerRLReset, strconv.AppendInt(buf[:0], int64((d.ResetAfter+time.Second-1)/time.Second), 10))
+	h.SetCanonical(headerRLLimit, strconv.AppendInt(buf[:0], int64(d.Limit), 10))
+	h.SetCanonical(headerRLRemaining, strconv.AppendInt(buf[:0], int64(d.Remaining), 10))
+	h.SetCanonical(headerRLReset, strconv.AppendInt(buf[:0], int64((d.ResetAfter+time.Second-1)/time.Second), 10))
 }
 
 // cacheLookup answers from the cache when it can. On a miss it may hold a
@@ -301,8 +303,8 @@ func (g *Gateway) cacheLookup(ctx *fasthttp.RequestCtx, x *exchange, query []byt
 	hit, _, f := g.edge.cache.Get(&ctx.Request, x.path, query, &ctx.Response, x.deadline)
 	if hit {
 		g.edge.cacheResults[cacheHit].Inc()
-		ctx.Response.Header.SetBytesKV(headerXCache, valueHIT)
-		ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+		ctx.Response.Header.SetCanonical(headerXCache, valueHIT)
+		ctx.Response.Header.SetCanonical(headerRequestID, x.id)
 		return true
 	}
 	g.edge.cacheResults[cacheMiss].Inc()

@@ -105,9 +105,9 @@ func writeError(ctx *fasthttp.RequestCtx, status int, msg string, id []byte) {
 	r.SetStatusCode(status)
 	r.Header.SetContentTypeBytes(contentTypeJSON)
 	if status == fasthttp.StatusServiceUnavailable {
-		r.Header.SetBytesKV(headerRetryAfter, retryAfterValue)
+		r.Header.SetCanonical(headerRetryAfter, retryAfterValue)
 	}
-	r.Header.SetBytesKV(headerRequestID, id)
+	r.Header.SetCanonical(headerRequestID, id)
 	r.AppendBodyString(`{"error":"`)
 	r.AppendBodyString(msg)
 	r.AppendBodyString(`","request_id":"`)

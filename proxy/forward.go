@@ -45,7 +45,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	if responseHasHopByHop(&resp.Header) {
 		stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
 	}
-	resp.Header.SetBytesKV(headerRequestID, x.id)
+	resp.Header.SetCanonical(headerRequestID, x.id)
 }
 
 // attemptLog records what try did, for the access log.
@@ -133,24 +133,24 @@ func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *
 	trusted := len(g.trusted) > 0 && g.trusted.contains(peer)
 
 	x.scratch = x.scratch[:0]
-	if prior := h.PeekBytes(headerXFF); trusted && len(prior) > 0 {
+	if prior := h.PeekCanonical(headerXFF); trusted && len(prior) > 0 {
 		x.scratch = append(append(x.scratch, prior...), ", "...)
 	}
 	x.scratch = peer.AppendTo(x.scratch)
-	h.SetBytesKV(headerXFF, x.scratch)
+	h.SetCanonical(headerXFF, x.scratch)
 
-	if !trusted || len(h.PeekBytes(headerXFProto)) == 0 {
+	if !trusted || len(h.PeekCanonical(headerXFProto)) == 0 {
 		proto := protoHTTP
 		if ctx.IsTLS() {
 			proto = protoHTTPS
 		}
-		h.SetBytesKV(headerXFProto, proto)
+		h.SetCanonical(headerXFProto, proto)
 	}
-	if !trusted || len(h.PeekBytes(headerXFHost)) == 0 {
-		h.SetBytesKV(headerXFHost, h.Host())
+	if !trusted || len(h.PeekCanonical(headerXFHost)) == 0 {
+		h.SetCanonical(headerXFHost, h.Host())
 	}
 	if r != nil {
-		h.SetBytesKV(headerGatewaySvc, r.up.name)
+		h.SetCanonical(headerGatewaySvc, r.up.name)
 	}
-	h.SetBytesKV(headerRequestID, x.id)
+	h.SetCanonical(headerRequestID, x.id)
 }

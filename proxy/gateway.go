@@ -267,7 +267,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 
 // requestID keeps a well-formed client X-Request-ID or makes a new one.
 func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) []byte {
-	if id := req.Header.PeekBytes(headerRequestID); validRequestID(id) {
+	if id := req.Header.PeekCanonical(headerRequestID); validRequestID(id) {
 		return append(dst, id...)
 	}
 	return g.ids.appendID(dst)
@@ -317,7 +317,7 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, x *exchange, r *route, qu
 	case g.preflight(ctx, x, r.edge):
 	case !r.allows(ctx.Request.Header.Method()):
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, msgMethod, x.id)
-		ctx.Response.Header.SetBytesKV(headerAllow, r.allow)
+		ctx.Response.Header.SetCanonical(headerAllow, r.allow)
 		g.decorate(ctx, x, r.edge)
 	case !g.before(ctx, x, r.edge, query):
 		g.forward(ctx, x, r, query, start)

@@ -12,18 +12,18 @@ import (
 )
 
 var (
-	headerConnection  = []byte("Connection")
-	headerRequestID   = []byte("X-Request-ID")
-	headerXFF         = []byte("X-Forwarded-For")
-	headerXFProto     = []byte("X-Forwarded-Proto")
-	headerXFHost      = []byte("X-Forwarded-Host")
-	headerGatewaySvc  = []byte("X-Gateway-Service")
-	headerRetryAfter  = []byte("Retry-After")
-	headerAllow       = []byte("Allow")
+	headerConnection  = canonical("Connection")
+	headerRequestID   = canonical("X-Request-ID")
+	headerXFF         = canonical("X-Forwarded-For")
+	headerXFProto     = canonical("X-Forwarded-Proto")
+	headerXFHost      = canonical("X-Forwarded-Host")
+	headerGatewaySvc  = canonical("X-Gateway-Service")
+	headerRetryAfter  = canonical("Retry-After")
+	headerAllow       = canonical("Allow")
 	protoHTTP         = []byte("http")
 	protoHTTPS        = []byte("https")
 	hopByHopHeaders   = [][]byte{[]byte("Keep-Alive"), []byte("Proxy-Connection"), []byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("TE"), []byte("Trailer"), []byte("Upgrade")}
-	headerExpect      = []byte("Expect") // fasthttp answers 100-continue itself and reads the body before the handler
+	headerExpect      = canonical("Expect") // fasthttp answers 100-continue itself and reads the body before the handler
 	maxRequestIDBytes = 128
 )
 
@@ -184,3 +184,8 @@ func (t trustedProxies) clientIP(peer netip.Addr, xff []byte) netip.Addr {
 	}
 	return peer
 }
+
+// canonical is name as fasthttp stores header names ("X-Request-ID" becomes
+// "X-Request-Id"), for PeekCanonical and SetCanonical, which skip the
+// per-call normalization of PeekBytes and SetBytesKV.
+func canonical(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }

@@ -62,7 +62,7 @@ func (g *Gateway) serveHealth(ctx *fasthttp.RequestCtx, x *exchange) {
 	b = append(b, `"}`...)
 	x.scratch = b
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
-	ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+	ctx.Response.Header.SetCanonical(headerRequestID, x.id)
 	ctx.Response.SetBodyRaw(nil)
 	ctx.Response.AppendBody(b)
 }
@@ -114,7 +114,7 @@ func appendJSONString(b []byte, s string) []byte {
 // the gateway's series, then Go runtime and process metrics.
 func (g *Gateway) serveMetrics(ctx *fasthttp.RequestCtx, x *exchange) {
 	ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	ctx.Response.Header.SetBytesKV(headerRequestID, x.id)
+	ctx.Response.Header.SetCanonical(headerRequestID, x.id)
 	w := ctx.Response.BodyWriter()
 	g.metrics.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
@@ -127,7 +127,7 @@ func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	if len(g.trusted) == 0 {
 		return peer
 	}
-	return g.trusted.clientIP(peer, ctx.Request.Header.PeekBytes(headerXFF))
+	return g.trusted.clientIP(peer, ctx.Request.Header.PeekCanonical(headerXFF))
 }
 
 func isTimeout(err error) bool {
