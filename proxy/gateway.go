@@ -41,7 +41,7 @@ type Gateway struct {
 	trusted    trustedProxies
 	ids        *idGen
 	log        zerolog.Logger // process log
-	access     zerolog.Logger // access log; Nop when off
+	access     io.Writer      // access log, one line per Write; nil when off
 	sample     uint64         // keep 1 of sample successful requests in the access log
 	sampled    atomic.Uint64
 	server     *fasthttp.Server
@@ -84,7 +84,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		trusted:  trustedProxies(cfg.Server.Trusted),
 		ids:      newIDGen(seed),
 		log:      o.Log,
-		access:   zerolog.Nop(),
 		sample:   uint64(*cfg.Log.AccessSample),
 		maxURI:   int(cfg.Server.MaxURIBytes.N),
 		maxHdr:   int(cfg.Server.MaxHeaderBytes.N),
@@ -96,7 +95,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	o.Clock = g.clock
 	if *cfg.Log.Access && o.Access != nil {
-		g.access = zerolog.New(o.Access) // observe adds "time" from the clock read it already makes
+		g.access = o.Access
 	}
 	edge, err := g.newEdgeShared(cfg, o)
 	if err != nil {
@@ -240,10 +239,11 @@ type exchange struct {
 	hop       bool // the request has hop-by-hop headers to strip
 
 	trustedUser []byte // a trusted X-User-ID, for aggregates
+	line        []byte // the access-log line
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	return &exchange{id: make([]byte, 0, 64), path: make([]byte, 0, 256), uri: make([]byte, 0, 256), scratch: make([]byte, 0, 128)}
+	return &exchange{id: make([]byte, 0, 64), path: make([]byte, 0, 256), uri: make([]byte, 0, 256), scratch: make([]byte, 0, 128), line: make([]byte, 0, 512)}
 }}
 
 func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
@@ -354,33 +354,5 @@ func (g *Gateway) observe(ctx *fasthttp.RequestCtx, x *exchange, rm *routeMetric
 	d := end.Sub(start)
 	rm.code(status).Inc()
 	rm.duration.Update(d.Seconds())
-	if status < 400 && g.sample > 1 && g.sampled.Add(1)%g.sample != 0 {
-		return
-	}
-	e := g.access.Log()
-	if e == nil {
-		return
-	}
-	e.Bytes("request_id", x.id).
-		Bytes("method", ctx.Request.Header.Method()).
-		Bytes("path", x.path).
-		Int("status", status)
-	if r := x.route; r != nil {
-		e.Bytes("route", r.prefix).Bytes("service", r.up.name)
-	}
-	if x.attempts.last != nil {
-		e.Str("instance", x.attempts.last.ID())
-	}
-	if x.agg != nil {
-		e.Str("aggregate", x.agg.ep.Name())
-		x.scratch = x.agg.ep.AppendParts(x.scratch[:0], &x.sum)
-		e.Bytes("parts", x.scratch)
-	}
-	var ipBuf [64]byte
-	e.Int("attempts", x.attempts.n).
-		Dur("duration", d).
-		Int("bytes", len(ctx.Response.Body())).
-		Bytes("client_ip", g.clientIP(ctx).AppendTo(ipBuf[:0])).
-		Time("time", end).
-		Send()
+	g.logAccess(ctx, x, status, d, end)
 }

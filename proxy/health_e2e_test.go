@@ -54,7 +54,10 @@ func startGatewayWith(t *testing.T, toml string, o Options) *e2eGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Log, o.Access = zerolog.Nop(), io.Discard
+	o.Log = zerolog.Nop()
+	if o.Access == nil {
+		o.Access = io.Discard
+	}
 	gw := &e2eGateway{g: mustNew(t, cfg, o), addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() {
 		gw.err = gw.g.Serve(ln)

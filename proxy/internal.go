@@ -93,23 +93,6 @@ func appendInstanceHealth(b []byte, in *balance.Instance, c *health.Checker, i i
 	return append(b, '}')
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
-
 // serveMetrics answers the metrics path with the Prometheus text format:
 // the gateway's series, then Go runtime and process metrics.
 func (g *Gateway) serveMetrics(ctx *fasthttp.RequestCtx, x *exchange) {

@@ -13,7 +13,8 @@ import (
 // the destination is slower than the log rate and both buffers are full,
 // lines are dropped, never delayed: Dropped counts them.
 //
-// Each Write must be a whole log line (zerolog writes one event per call).
+// Each Write must be a whole log line (the access log and zerolog write one
+// line per call).
 // It is safe calling AsyncWriter methods from concurrently running
 // goroutines.
 type AsyncWriter struct {

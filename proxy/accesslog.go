@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+)
+
+// accessEntry is what one access-log line says about a request.
+type accessEntry struct {
+	id       []byte // request id
+	method   []byte
+	path     []byte // normalized
+	status   int
+	route    *route    // nil when no route answered
+	x        *exchange // attempts and the aggregate's parts
+	duration time.Duration
+	bytes    int // response body length
+	clientIP netip.Addr
+	end      time.Time
+}
+
+// appendAccessLine appends e as one JSON object and a newline, fields in a
+// fixed order: request_id, method, path, status, route, service, instance,
+// aggregate, parts, attempts, duration (milliseconds, to the microsecond),
+// bytes, client_ip, time (RFC 3339, UTC, seconds). Strings from the client
+// are escaped; invalid UTF-8 becomes U+FFFD, so every line is valid JSON.
+//
+// It is the access log's formatter on the request path: no allocation when
+// b has room, and about a fifth of the instructions of a zerolog event with
+// the same fields (cachegrind).
+func appendAccessLine(b []byte, e *accessEntry) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendJSONBytes(b, e.id)
+	b = append(b, `,"method":`...)
+	b = appendJSONBytes(b, e.method)
+	b = append(b, `,"path":`...)
+	b = appendJSONBytes(b, e.path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	if r := e.route; r != nil {
+		b = append(b, `,"route":`...)
+		b = appendJSONBytes(b, r.prefix)
+		b = append(b, `,"service":`...)
+		b = appendJSONBytes(b, r.up.name)
+	}
+	x := e.x
+	if in := x.attempts.last; in != nil {
+		b = append(b, `,"instance":`...)
+		b = appendJSONString(b, in.ID())
+	}
+	if x.agg != nil {
+		b = append(b, `,"aggregate":`...)
+		b = appendJSONString(b, x.agg.ep.Name())
+		x.scratch = x.agg.ep.AppendParts(x.scratch[:0], &x.sum)
+		b = append(b, `,"parts":`...)
+		b = appendJSONBytes(b, x.scratch)
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(x.attempts.n), 10)
+	b = append(b, `,"duration":`...)
+	b = appendMillis(b, e.duration)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(e.bytes), 10)
+	b = append(b, `,"client_ip":"`...)
+	b = e.clientIP.AppendTo(b)
+	b = append(b, `","time":"`...)
+	b = appendRFC3339(b, e.end)
+	return append(b, "\"}\n"...)
+}
+
+// appendMillis appends d in milliseconds with three decimals ("12.345").
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+}
+
+// appendRFC3339 appends t in UTC to the second, as "2006-01-02T15:04:05Z",
+// without time.AppendFormat's layout parsing.
+func appendRFC3339(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, time.RFC3339)
+	}
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-')
+	b = append2(b, int(month), '-')
+	b = append2(b, day, 'T')
+	b = append2(b, hour, ':')
+	b = append2(b, min, ':')
+	return append2(b, sec, 'Z')
+}
+
+// append2 appends n (0..99) as two digits, then sep.
+func append2(b []byte, n int, sep byte) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10), sep)
+}
+
+// appendJSONBytes appends s as a JSON string: quotes, backslashes and
+// control bytes escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONBytes(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
+
+// appendJSONString is appendJSONBytes for a string.
+func appendJSONString(b []byte, s string) []byte { return appendJSONBytes(b, s2b(s)) }
+
+// logAccess writes the access-log line of a finished request: always for
+// errors (status >= 400), one in g.sample for the rest.
+func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, x *exchange, status int, d time.Duration, end time.Time) {
+	if g.access == nil || status < 400 && g.sample > 1 && g.sampled.Add(1)%g.sample != 0 {
+		return
+	}
+	e := accessEntry{
+		id:       x.id,
+		method:   ctx.Request.Header.Method(),
+		path:     x.path,
+		status:   status,
+		route:    x.route,
+		x:        x,
+		duration: d,
+		bytes:    len(ctx.Response.Body()),
+		clientIP: g.clientIP(ctx),
+		end:      end,
+	}
+	x.line = appendAccessLine(x.line[:0], &e)
+	_, _ = g.access.Write(x.line)
+}
