@@ -9,12 +9,14 @@ package balance
 import (
 	"errors"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/health"
+	"github.com/fastgate/fastgate/lazyconn"
 	"github.com/valyala/fasthttp"
 )
 
@@ -263,22 +265,46 @@ func (s *Service) RetryBudgetLeft() bool {
 func (s *Service) CountRetry() { s.budget.Add(s.clock.Now(), true) }
 
 // newClient returns a HostClient tuned for proxying: the gateway does its
-// own retries, so the client never repeats a request by itself.
+// own retries, so the client never repeats a request by itself. Every call
+// is DoDeadline with the attempt's deadline, which also bounds the dial, so
+// the client needs no ReadTimeout or WriteTimeout of its own (each would
+// cost a clock read per call). Connections have lazily armed deadlines
+// (package lazyconn): a call's deadline is almost always later than the
+// last one's.
 func newClient(svc *config.Service, in *config.Instance, dial fasthttp.DialFunc) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                      in.Addr,
-		Dial:                      dial,
+		DialTimeout:               lazyDial(dial),
 		Name:                      "fastgate",
 		NoDefaultUserAgentHeader:  true,
 		MaxConns:                  svc.MaxConns,
 		MaxIdleConnDuration:       svc.IdleConnTimeout.Duration,
-		ReadTimeout:               svc.Timeout.Duration,
-		WriteTimeout:              svc.Timeout.Duration,
 		MaxIdemponentCallAttempts: 1,
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		DisablePathNormalizing:    true,
 		ReadBufferSize:            8 << 10,
 		WriteBufferSize:           8 << 10,
+	}
+}
+
+// lazyDial dials with dial, or over TCP within the timeout when dial is
+// nil, and wraps the connection with lazyconn.Wrap.
+func lazyDial(dial fasthttp.DialFunc) fasthttp.DialFuncWithTimeout {
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		var c net.Conn
+		var err error
+		switch {
+		case dial != nil:
+			c, err = dial(addr)
+		case timeout > 0:
+			c, err = fasthttp.DialTimeout(fasthttp.AddMissingPort(addr, false), timeout)
+		default:
+			c, err = fasthttp.Dial(fasthttp.AddMissingPort(addr, false))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return lazyconn.Wrap(c), nil
 	}
 }
 

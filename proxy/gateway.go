@@ -20,6 +20,7 @@ import (
 	"github.com/fastgate/fastgate/cache"
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/health"
+	"github.com/fastgate/fastgate/lazyconn"
 	"github.com/fastgate/fastgate/ratelimit"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -186,7 +187,8 @@ func (g *Gateway) Services() []*balance.Service {
 func (g *Gateway) Metrics() *metrics.Set { return g.metrics }
 
 // Serve starts the active health checks (once) and accepts connections on
-// ln until Shutdown.
+// ln until Shutdown. Accepted connections get lazily armed deadlines
+// (package lazyconn): the server moves them on every request.
 func (g *Gateway) Serve(ln net.Listener) error {
 	g.started.Do(func() {
 		for _, u := range g.upstreams {
@@ -195,7 +197,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 			}
 		}
 	})
-	return g.server.Serve(ln)
+	return g.server.Serve(lazyconn.Listener{Listener: ln})
 }
 
 // Shutdown stops accepting, waits for in-flight requests until ctx is done,

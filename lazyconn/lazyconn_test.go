@@ -1,0 +1,285 @@
+package lazyconn
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// pair returns the two ends of a loopback TCP connection, the first wrapped.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	w := Wrap(c)
+	t.Cleanup(func() { w.Close(); peer.Close() })
+	return w, peer
+}
+
+// countingConn counts the deadlines armed on it.
+type countingConn struct {
+	net.Conn
+	reads, writes atomic.Int64
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.reads.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.writes.Add(1)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// TestArms checks which deadline changes reach the connection.
+func TestArms(t *testing.T) {
+	base := time.Now().Add(time.Hour)
+	tests := []struct {
+		name  string
+		steps []time.Duration // offsets from base; -1 = zero time
+		arms  int64
+	}{
+		{"first arms", []time.Duration{0}, 1},
+		{"later ones are lazy", []time.Duration{0, 1, 2, time.Second, time.Minute}, 1},
+		{"earlier one arms", []time.Duration{time.Minute, 0}, 2},
+		{"alternating idle and read", []time.Duration{60 * time.Second, 15 * time.Second, 61 * time.Second, 16 * time.Second, 62 * time.Second}, 2},
+		{"zero when none is armed", []time.Duration{-1, -1}, 0},
+		{"zero is lazy", []time.Duration{0, -1, 5}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, _ := pair(t)
+			cc := &countingConn{Conn: w.Conn}
+			w.Conn = cc
+			for _, s := range tt.steps {
+				d := time.Time{}
+				if s >= 0 {
+					d = base.Add(s)
+				}
+				if err := w.SetReadDeadline(d); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.SetWriteDeadline(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r, wr := cc.reads.Load(), cc.writes.Load(); r != tt.arms || wr != tt.arms {
+				t.Errorf("armed %d read and %d write deadlines, want %d each", r, wr, tt.arms)
+			}
+		})
+	}
+}
+
+// TestReadSurvivesEarlyArm: the armed deadline fires before the one set
+// later; the Read goes on and gets the data.
+func TestReadSurvivesEarlyArm(t *testing.T) {
+	w, peer := pair(t)
+	if err := w.SetReadDeadline(time.Now().Add(30 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil { // lazy: 30ms stays armed
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(150 * time.Millisecond) // well after the armed deadline
+		peer.Write([]byte("late"))
+	}()
+	buf := make([]byte, 8)
+	n, err := w.Read(buf)
+	if err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("Read = %q, %v; want the late data", buf[:n], err)
+	}
+}
+
+// TestReadTimesOut: once the deadline set has passed, Read fails with
+// os.ErrDeadlineExceeded, also after lazy extensions.
+func TestReadTimesOut(t *testing.T) {
+	w, _ := pair(t)
+	start := time.Now()
+	_ = w.SetReadDeadline(start.Add(20 * time.Millisecond))
+	_ = w.SetReadDeadline(start.Add(80 * time.Millisecond))
+	_, err := w.Read(make([]byte, 1))
+	if !isTimeout(err) {
+		t.Fatalf("Read error %v, want a deadline error", err)
+	}
+	if el := time.Since(start); el < 80*time.Millisecond {
+		t.Fatalf("Read timed out after %v, before the 80ms deadline", el)
+	}
+	// The connection stays usable, as with net.Conn.
+	_ = w.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := w.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Fatalf("second Read error %v, want a deadline error", err)
+	}
+}
+
+// TestShortenInterrupts: a deadline in the past, set while a Read blocks
+// under a far one, ends the Read at once.
+func TestShortenInterrupts(t *testing.T) {
+	w, _ := pair(t)
+	_ = w.SetReadDeadline(time.Now().Add(time.Hour))
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	_ = w.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		if !isTimeout(err) {
+			t.Fatalf("Read error %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read not interrupted")
+	}
+}
+
+// TestZeroClears: clearing the deadline lets a Read outlive the one that
+// was armed.
+func TestZeroClears(t *testing.T) {
+	w, peer := pair(t)
+	_ = w.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_ = w.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		peer.Write([]byte("x"))
+	}()
+	if n, err := w.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v; want the byte", n, err)
+	}
+}
+
+// TestWriteResumes: a Write blocked on a full socket buffer outlives the
+// early armed deadline, and every byte arrives once, in order.
+func TestWriteResumes(t *testing.T) {
+	w, peer := pair(t)
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB: more than the socket buffers
+	_ = w.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
+	_ = w.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(150 * time.Millisecond) // the Write is blocked by now
+		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(payload))))
+		got <- b
+	}()
+	n, err := w.Write(payload)
+	if err != nil || n != len(payload) {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(payload))
+	}
+	if b := <-got; !bytes.Equal(b, payload) {
+		t.Fatalf("peer got %d bytes, not the payload", len(b))
+	}
+}
+
+// TestWriteTimesOut: a Write that cannot finish by the deadline set fails
+// with os.ErrDeadlineExceeded and reports what it wrote.
+func TestWriteTimesOut(t *testing.T) {
+	w, _ := pair(t)
+	payload := make([]byte, 16<<20)
+	start := time.Now()
+	_ = w.SetWriteDeadline(start.Add(20 * time.Millisecond))
+	_ = w.SetWriteDeadline(start.Add(60 * time.Millisecond))
+	n, err := w.Write(payload)
+	if !isTimeout(err) || n >= len(payload) {
+		t.Fatalf("Write = %d, %v; want a short write and a deadline error", n, err)
+	}
+	if el := time.Since(start); el < 60*time.Millisecond {
+		t.Fatalf("Write timed out after %v, before the 60ms deadline", el)
+	}
+}
+
+// TestConcurrentSetters runs setters against a reader (for -race); the
+// reader's last deadline, in the past, must end it.
+func TestConcurrentSetters(t *testing.T) {
+	w, peer := pair(t)
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := w.Read(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				_ = w.SetReadDeadline(time.Now().Add(time.Duration(i%7) * time.Millisecond * 10))
+				_ = w.SetWriteDeadline(time.Now().Add(time.Second))
+				if i%50 == 0 {
+					peer.Write([]byte("ping"))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_ = w.SetReadDeadline(time.Now().Add(-time.Second))
+	select {
+	case err := <-done:
+		if !isTimeout(err) {
+			t.Fatalf("reader ended with %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader still blocked after a past deadline")
+	}
+}
+
+func BenchmarkSetReadDeadline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, _ := ln.Accept()
+		if c != nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	plain, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close()
+	for _, bc := range []struct {
+		name string
+		c    net.Conn
+	}{{"net.Conn", plain}, {"lazy", Wrap(plain)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = bc.c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			}
+		})
+	}
+}
