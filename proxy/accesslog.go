@@ -107,34 +107,49 @@ func append2(b []byte, n int, sep byte) []byte {
 }
 
 // appendJSONBytes appends s as a JSON string: quotes, backslashes and
-// control bytes escaped, invalid UTF-8 replaced by U+FFFD.
+// control bytes escaped, invalid UTF-8 replaced by U+FFFD. Runs of bytes
+// that need nothing are copied whole.
 func appendJSONBytes(b, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			default:
-				b = append(b, c)
-			}
+		if jsonPlain[c] {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+n]...)
+		b = append(b, s[start:i]...)
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+			i++
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			i++
+		default: // utf8.RuneSelf or above
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
 		}
-		i += n
+		start = i
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// jsonPlain marks the bytes appendJSONBytes copies as they are: printable
+// ASCII but for the quote and the backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendJSONString is appendJSONBytes for a string.
 func appendJSONString(b []byte, s string) []byte { return appendJSONBytes(b, s2b(s)) }
