@@ -47,7 +47,7 @@ func (w *lineBuffer) decoded(t *testing.T) []map[string]any {
 
 func TestAppendAccessLine(t *testing.T) {
 	end := time.Date(2026, 11, 26, 9, 5, 7, 999_000_000, time.FixedZone("CET", 3600))
-	r := &route{prefix: []byte("/api/"), up: &upstream{name: []byte("users")}}
+	r := &route{logFields: routeLogFields("/api/", "users")}
 	tests := []struct {
 		name string
 		e    accessEntry
@@ -74,6 +74,35 @@ func TestAppendAccessLine(t *testing.T) {
 				t.Fatalf("not valid JSON: %s", got)
 			}
 		})
+	}
+}
+
+// FuzzAppendAddr: the IPv4 short path writes what netip does.
+func FuzzAppendAddr(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{255, 9, 10, 100})
+	f.Add([]byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		a, ok := netip.AddrFromSlice(raw)
+		if !ok {
+			return
+		}
+		if got, want := string(appendAddr([]byte("x"), a)), "x"+a.String(); got != want {
+			t.Fatalf("appendAddr(%v) = %q, want %q", raw, got, want)
+		}
+	})
+}
+
+// TestAppendStamp: the per-exchange cache gives the same text as a fresh
+// format, across second boundaries and back.
+func TestAppendStamp(t *testing.T) {
+	x := &exchange{}
+	base := time.Date(2026, 11, 26, 23, 59, 58, 0, time.UTC)
+	for _, d := range []time.Duration{0, 500 * time.Millisecond, time.Second, 2 * time.Second, time.Second, 26 * time.Hour} {
+		tm := base.Add(d)
+		if got, want := string(x.appendStamp(nil, tm)), tm.Format(time.RFC3339); got != want {
+			t.Errorf("appendStamp(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }
 
@@ -183,7 +212,7 @@ func FuzzAppendJSONBytes(f *testing.F) {
 }
 
 func BenchmarkAppendAccessLine(b *testing.B) {
-	r := &route{prefix: []byte("/api/"), up: &upstream{name: []byte("users")}}
+	r := &route{logFields: routeLogFields("/api/", "users")}
 	e := accessEntry{id: []byte("a8421bf5dd77d169-000000000001"), method: []byte("GET"), path: []byte("/api/users/7"), status: 200, route: r,
 		x: &exchange{}, duration: 1234567, bytes: 256, clientIP: netip.MustParseAddr("10.1.2.3"), end: time.Now()}
 	buf := make([]byte, 0, 512)

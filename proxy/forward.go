@@ -136,7 +136,7 @@ func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *
 	if prior := h.PeekCanonical(headerXFF); trusted && len(prior) > 0 {
 		x.scratch = append(append(x.scratch, prior...), ", "...)
 	}
-	x.scratch = peer.AppendTo(x.scratch)
+	x.scratch = appendAddr(x.scratch, peer)
 	h.SetCanonical(headerXFF, x.scratch)
 
 	if !trusted || len(h.PeekCanonical(headerXFProto)) == 0 {

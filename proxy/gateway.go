@@ -124,14 +124,15 @@ func (g *Gateway) buildTable(cfg *config.Config, byName map[string]*upstream) *t
 		rc := &cfg.Routes[i]
 		sc := cfg.Service(rc.Service)
 		r := &route{
-			prefix:  []byte(rc.Prefix),
-			strip:   []byte(rc.StripPrefix),
-			up:      byName[rc.Service],
-			attempt: sc.Timeout.Duration,
-			retries: *sc.Retries,
-			timeout: rc.Timeout.Duration,
-			metrics: newRouteMetrics(g.metrics, rc.Prefix, rc.Service),
-			edge:    g.edge.route(&rc.Edge),
+			prefix:    []byte(rc.Prefix),
+			logFields: routeLogFields(rc.Prefix, rc.Service),
+			strip:     []byte(rc.StripPrefix),
+			up:        byName[rc.Service],
+			attempt:   sc.Timeout.Duration,
+			retries:   *sc.Retries,
+			timeout:   rc.Timeout.Duration,
+			metrics:   newRouteMetrics(g.metrics, rc.Prefix, rc.Service),
+			edge:      g.edge.route(&rc.Edge),
 		}
 		for _, m := range rc.Methods {
 			r.methods = append(r.methods, []byte(m))
@@ -240,8 +241,11 @@ type exchange struct {
 	cacheMiss bool
 	hop       bool // the request has hop-by-hop headers to strip
 
-	trustedUser []byte // a trusted X-User-ID, for aggregates
-	line        []byte // the access-log line
+	trustedUser []byte   // a trusted X-User-ID, for aggregates
+	line        []byte   // the access-log line
+	stamp       [32]byte // the time field of the last line (appendStamp)
+	stampLen    int
+	stampSec    int64
 }
 
 var exchangePool = sync.Pool{New: func() any {

@@ -61,6 +61,7 @@ func quote(s string) string {
 
 // instanceMetrics are the series of one upstream instance.
 type instanceMetrics struct {
+	logField  []byte // the access log's "instance" field, escaped once
 	outcomes  [numOutcomes]*metrics.Counter
 	checks    [2]*metrics.Counter // health check results: fail, pass
 	ejections *metrics.Counter    // breaker trips
@@ -68,7 +69,7 @@ type instanceMetrics struct {
 
 func newInstanceMetrics(set *metrics.Set, in *balance.Instance) *instanceMetrics {
 	labels := "service=" + quote(in.Service().Name()) + ",instance=" + quote(in.ID())
-	m := &instanceMetrics{}
+	m := &instanceMetrics{logField: append([]byte(`,"instance":`), appendJSONString(nil, in.ID())...)}
 	for o := range numOutcomes {
 		m.outcomes[o] = set.NewCounter(fmt.Sprintf(`fastgate_upstream_requests_total{%s,outcome=%q}`, labels, outcomeNames[o]))
 	}

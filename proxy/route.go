@@ -9,16 +9,17 @@ import (
 
 // route is one [[routes]] entry, ready for the request path. Immutable.
 type route struct {
-	prefix  []byte
-	strip   []byte
-	methods [][]byte // empty = all
-	allow   []byte   // Allow header for 405
-	up      *upstream
-	attempt time.Duration // per attempt
-	retries int           // extra attempts
-	timeout time.Duration // whole request
-	metrics *routeMetrics
-	edge    *edgeRoute
+	prefix    []byte
+	logFields []byte // its access-log fields (routeLogFields)
+	strip     []byte
+	methods   [][]byte // empty = all
+	allow     []byte   // Allow header for 405
+	up        *upstream
+	attempt   time.Duration // per attempt
+	retries   int           // extra attempts
+	timeout   time.Duration // whole request
+	metrics   *routeMetrics
+	edge      *edgeRoute
 }
 
 // allows reports whether the route accepts method.
