@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,10 +33,14 @@ type Conn struct {
 }
 
 // deadline is one direction's deadline, in Unix nanoseconds (0 = none).
+// want and armed are atomics so that the common case, a deadline later
+// than the armed one, takes no lock; arming, which is rarer, is serialized
+// by mu and re-checks want after each arm, so a concurrent set that saw a
+// stale armed value cannot leave a later deadline armed than the one set.
 type deadline struct {
-	mu    sync.Mutex // guards want and armed; held while arming, so arms happen in the order of the calls
-	want  int64      // set by the caller
-	armed int64      // in force on the connection
+	mu    sync.Mutex   // held while arming
+	want  atomic.Int64 // set by the caller
+	armed atomic.Int64 // in force on the connection
 }
 
 // Wrap returns c with lazily armed deadlines. c must have no deadline set.
@@ -82,45 +87,52 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.set(true, t) }
 // set records t as the wanted deadline and arms it only when the armed one
 // would fire after t, or never.
 func (c *Conn) set(write bool, t time.Time) error {
-	d := &c.rd
-	if write {
-		d = &c.wd
-	}
+	d := c.dir(write)
 	w := nanos(t)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.want = w
-	if d.armed != 0 && (w == 0 || d.armed <= w) || d.armed == 0 && w == 0 {
+	d.want.Store(w)
+	if a := d.armed.Load(); a != 0 && (w == 0 || a <= w) || a == 0 && w == 0 {
 		return nil // fires no later than t, if at all; rearm moves it on
 	}
-	if err := c.arm(write, t); err != nil {
-		return err
-	}
-	d.armed = w
-	return nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return c.armWanted(write, d)
 }
 
 // rearm runs after the armed deadline fired: it arms the wanted deadline
 // and reports true, or reports false when that one has passed as well.
 func (c *Conn) rearm(write bool) bool {
-	d := &c.rd
-	if write {
-		d = &c.wd
-	}
+	d := c.dir(write)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var t time.Time
-	if d.want != 0 {
-		t = time.Unix(0, d.want)
-		if !time.Now().Before(t) {
-			return false
-		}
-	}
-	if c.arm(write, t) != nil {
+	if w := d.want.Load(); w != 0 && time.Now().UnixNano() >= w {
 		return false
 	}
-	d.armed = d.want
-	return true
+	return c.armWanted(write, d) == nil
+}
+
+// armWanted arms want until it stays unchanged across the arm. d.mu is held.
+func (c *Conn) armWanted(write bool, d *deadline) error {
+	for {
+		w := d.want.Load()
+		var t time.Time
+		if w != 0 {
+			t = time.Unix(0, w)
+		}
+		if err := c.arm(write, t); err != nil {
+			return err
+		}
+		d.armed.Store(w)
+		if d.want.Load() == w {
+			return nil
+		}
+	}
+}
+
+func (c *Conn) dir(write bool) *deadline {
+	if write {
+		return &c.wd
+	}
+	return &c.rd
 }
 
 func (c *Conn) arm(write bool, t time.Time) error {
