@@ -30,7 +30,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	}
 	g.setForwardedHeaders(ctx, x, r)
 
-	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start, start.Add(r.timeout))
+	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start, x.deadline)
 
 	if closeClient {
 		req.Header.SetConnectionClose()
