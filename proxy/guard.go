@@ -160,12 +160,21 @@ func validHost(h []byte) bool {
 		h = h[:i]
 	}
 	for _, c := range h {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+		if !hostChars[c] {
 			return false
 		}
 	}
 	return len(h) > 0
 }
+
+// hostChars marks the bytes of a host name validHost accepts: letters,
+// digits, '-', '.' and '_'.
+var hostChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_'
+	}
+	return t
+}()
 
 // checkTransferEncoding accepts exactly "chunked" (any case): another
 // coding, identity included, is 501; chunked repeated or not last is 400.
@@ -244,12 +253,20 @@ func isTokenBytes(b []byte) bool {
 // validFieldValue rejects control bytes other than horizontal tab.
 func validFieldValue(v []byte) bool {
 	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
+		if badValueChars[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// badValueChars marks the bytes validFieldValue rejects.
+var badValueChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < ' ' && c != '\t' || c == 0x7f
+	}
+	return t
+}()
 
 // handleParseError answers requests fasthttp could not parse, as JSON, and
 // closes the connection: 413 for a body over max_request_body, 431 for a
