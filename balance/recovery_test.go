@@ -181,13 +181,14 @@ name = "s"
   id = "a"
   addr = "127.0.0.1:1"
 `)
+	now := time.Unix(1_800_000_000, 0)
 	for range 100 {
-		s.CountRequest()
+		s.CountRequest(now)
 	}
 	allowed := 0
 	for range 50 {
-		if s.RetryBudgetLeft() {
-			s.CountRetry()
+		if s.RetryBudgetLeft(now) {
+			s.CountRetry(now)
 			allowed++
 		}
 	}

@@ -149,8 +149,13 @@ func (b *Breaker) Allow() bool {
 }
 
 // Record counts the outcome of one request sent to the instance.
+//
+// A success on a breaker without an error-ratio window reads no clock.
 func (b *Breaker) Record(failed bool) {
-	now := b.clock.Now()
+	var now time.Time
+	if failed || b.window != nil {
+		now = b.clock.Now()
+	}
 	if b.window != nil {
 		b.window.Add(now, failed)
 	}

@@ -65,7 +65,7 @@ type attemptLog struct {
 // now is the time of the call (saving a clock read on the common path).
 func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemptLog, attempt time.Duration, retries int, now, deadline time.Time) error {
 	svc := u.svc
-	svc.CountRequest()
+	svc.CountRequest(now)
 	var tried uint64
 	var err error = balance.ErrNoInstance
 	for a.n <= retries {
@@ -77,7 +77,7 @@ func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemp
 		if !now.Before(deadline) {
 			return errRouteTimeout
 		}
-		if a.n > 0 && !svc.RetryBudgetLeft() {
+		if a.n > 0 && !svc.RetryBudgetLeft(now) {
 			return err
 		}
 		in := svc.Pick(tried)
@@ -85,7 +85,7 @@ func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemp
 			return err // ErrNoInstance on the first attempt, else the last failure
 		}
 		if a.n > 0 {
-			svc.CountRetry()
+			svc.CountRetry(now)
 			u.retried.Inc()
 			resp.Reset()
 		}
