@@ -194,7 +194,9 @@ timeout = "2s"
 // keep-alive on, HTTP/1.1 to upstreams, one retry on the next upstream, a
 // buffered access log, and client keep-alive not capped at nginx's default
 // 1000 requests (fasthttp has no such cap), so wrk's connections are not
-// recycled mid-run.
+// recycled mid-run. Upstreams get the headers the gateway sends
+// (forwardedHeaders), and the request id is answered and logged, as the
+// gateway does.
 func nginxConfig(pc peerConfig) string {
 	pc = pc.withDefaults()
 	var b strings.Builder
@@ -206,7 +208,7 @@ func nginxConfig(pc peerConfig) string {
 	if pc.AccessLog {
 		// Buffered like the gateway's access log (256 KiB, flushed every
 		// 100 ms), rather than one write(2) per request.
-		access = filepath.Join(pc.Dir, "access.log") + " combined buffer=256k flush=100ms"
+		access = filepath.Join(pc.Dir, "access.log") + " gateway buffer=256k flush=100ms"
 	}
 	fmt.Fprintf(&b, `worker_processes %d;
 worker_rlimit_nofile 16384;
@@ -218,6 +220,13 @@ events {
 }
 
 http {
+    # The gateway keeps a well-formed client X-Request-ID, else makes one.
+    map $http_x_request_id $fastgate_request_id {
+        "~^[A-Za-z0-9._-]{1,128}$" $http_x_request_id;
+        default $request_id;
+    }
+    log_format gateway '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                       '$fastgate_request_id $upstream_addr $request_time';
     access_log %s;
     client_body_temp_path %s;
     proxy_temp_path %s;
@@ -249,6 +258,12 @@ http {
             proxy_pass http://bench;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Gateway-Service bench;
+            proxy_set_header X-Request-ID $fastgate_request_id;
+            add_header X-Request-ID $fastgate_request_id always;
             proxy_connect_timeout 5s;
             proxy_read_timeout 10s;
             proxy_send_timeout 10s;
@@ -288,7 +303,8 @@ func nginxCacheUse(pc peerConfig) string {
 
 // haproxyConfig renders an HAProxy config equivalent to gatewayConfig:
 // nbthread workers, keep-alive on both sides, connection reuse always,
-// weighted round robin and one retry. HAProxy only logs to syslog or
+// weighted round robin, one retry, and the gateway's forwarded headers and
+// request id (kept when well-formed, else a UUID; answered and logged). HAProxy only logs to syslog or
 // stdout; with the access log on it logs to stdout, which the suite
 // redirects to access.log in the peer's dir. Unlike the gateway and nginx,
 // it cannot buffer those lines: each is one write(2).
@@ -338,7 +354,16 @@ frontend fe
 	if pc.Feature == featureJWT && pc.JWT != nil {
 		b.WriteString(haproxyJWT(pc.JWT))
 	}
-	b.WriteString(`    default_backend bench
+	b.WriteString(`    http-request set-var(txn.rid) req.hdr(x-request-id) if { req.hdr(x-request-id) -m reg ^[A-Za-z0-9._-]{1,128}$ }
+    http-request set-var(txn.rid) uuid() unless { var(txn.rid) -m found }
+    http-request set-header X-Request-ID %[var(txn.rid)]
+    http-request set-header X-Forwarded-For %[src]
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Gateway-Service bench
+    http-request capture var(txn.rid) len 128
+    http-response set-header X-Request-ID %[var(txn.rid)]
+    default_backend bench
 
 backend bench
     balance roundrobin

@@ -11,6 +11,7 @@ import (
 	"github.com/fastgate/fastgate/auth"
 	"github.com/fastgate/fastgate/config"
 	"github.com/fastgate/fastgate/stub"
+	"github.com/valyala/fasthttp"
 )
 
 func testPeerConfig(t *testing.T, access bool) peerConfig {
@@ -163,13 +164,17 @@ func TestProxyConfigs(t *testing.T) {
 		{name: "nginx access on", render: nginxConfig, access: true, want: []string{
 			"worker_processes 2;", "listen 127.0.0.1:18080;", "server 127.0.0.1:19001 weight=1",
 			"server 127.0.0.1:19002 weight=3", "keepalive 64;", "proxy_http_version 1.1;",
-			`proxy_set_header Connection "";`, "access.log combined buffer=256k flush=100ms;", "keepalive_requests 1000000;",
+			`proxy_set_header Connection "";`, "access.log gateway buffer=256k flush=100ms;", "keepalive_requests 1000000;",
+			"proxy_set_header X-Forwarded-For $remote_addr;", "proxy_set_header X-Request-ID $fastgate_request_id;",
+			"add_header X-Request-ID $fastgate_request_id always;", "log_format gateway",
 		}, notWant: []string{"access_log off"}},
 		{name: "nginx access off", render: nginxConfig, want: []string{"access_log off;"}},
 		{name: "haproxy access on", render: haproxyConfig, access: true, want: []string{
 			"nbthread 2", "bind 127.0.0.1:18080", "server b1 127.0.0.1:19001 weight 1",
 			"server b2 127.0.0.1:19002 weight 3", "http-reuse always", "option http-keep-alive",
 			"log stdout format raw", "option httplog", "balance roundrobin",
+			"http-request set-header X-Forwarded-For %[src]", "http-request set-header X-Request-ID %[var(txn.rid)]",
+			"http-response set-header X-Request-ID %[var(txn.rid)]", "http-request capture var(txn.rid) len 128",
 		}, notWant: []string{"no log"}},
 		{name: "haproxy access off", render: haproxyConfig, want: []string{"no log"}, notWant: []string{"log stdout", "option httplog"}},
 		{name: "nginx plain has no cache", render: nginxConfig, notWant: []string{"proxy_cache"}},
@@ -347,6 +352,85 @@ func TestPeerFeaturesLive(t *testing.T) {
 				bad := []header{{"Authorization", hdrs[0].Value[:len(hdrs[0].Value)-4] + "AAAA"}}
 				if ok, none, altered := get("/", hdrs), get("/", nil), get("/", bad); ok != 200 || none != 401 || altered != 401 {
 					t.Fatalf("token %d, none %d, altered signature %d; want 200, 401, 401", ok, none, altered)
+				}
+			}
+		})
+	}
+}
+
+// TestPeersForwardLikeTheGateway starts the gateway, nginx and haproxy
+// with their generated configs in front of a recording stub and checks
+// that each sends the upstream the same forwarded headers and answers
+// with the request id it forwarded: a well-formed client id is kept, a
+// malformed one replaced.
+func TestPeersForwardLikeTheGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the gateway, nginx and haproxy")
+	}
+	root, err := moduleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "fastgate")
+	if err := buildGateway(t.Context(), root, bin); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []peer{gatewayPeer(bin), nginxPeer(""), haproxyPeer("")} {
+		t.Run(p.Name, func(t *testing.T) {
+			if p.Bin == "" {
+				if p.Bin = findTool("", p.Name); p.Bin == "" {
+					t.Skipf("%s not installed (make bench-deps)", p.Name)
+				}
+			}
+			st, err := stub.Start(stub.Options{BodySize: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			st.Record(true)
+			s := &suite{peers: map[string]peer{p.Name: p}, missing: map[string]string{}}
+			lv, reason := s.start(t.Context(), p.Name, t.TempDir(), &upstreams{Addrs: []string{st.Addr()}}, peerConfig{AccessLog: true})
+			if reason != "" {
+				t.Fatal(reason)
+			}
+			defer lv.proc.Stop(5 * time.Second)
+			for _, tc := range []struct {
+				clientID string
+				keep     bool
+			}{{"client-id_1.2", true}, {"bad id", false}, {"", false}} {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				req.SetRequestURI("http://" + lv.addr + "/x")
+				req.Header.Set("X-Forwarded-For", "203.0.113.9") // from an untrusted client: replaced
+				if tc.clientID != "" {
+					req.Header.Set("X-Request-ID", tc.clientID)
+				}
+				if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
+					t.Fatalf("GET: %v, status %d", err, resp.StatusCode())
+				}
+				answered := string(resp.Header.Peek("X-Request-ID"))
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+				rs := st.Received()
+				h := rs[len(rs)-1].Header
+				want := map[string]string{
+					"X-Forwarded-For":   "127.0.0.1",
+					"X-Forwarded-Proto": "http",
+					"X-Forwarded-Host":  lv.addr,
+					"X-Gateway-Service": "bench",
+				}
+				for k, v := range want {
+					if got := h[k]; len(got) != 1 || got[0] != v {
+						t.Errorf("client id %q: upstream %s = %q, want [%q]", tc.clientID, k, got, v)
+					}
+				}
+				ids := h["X-Request-Id"]
+				switch {
+				case len(ids) != 1 || ids[0] == "":
+					t.Errorf("client id %q: upstream X-Request-ID %q, want one", tc.clientID, ids)
+				case tc.keep && ids[0] != tc.clientID, !tc.keep && ids[0] == tc.clientID:
+					t.Errorf("client id %q: upstream got %q (keep: %v)", tc.clientID, ids[0], tc.keep)
+				case answered != ids[0]:
+					t.Errorf("client id %q: answered X-Request-ID %q, forwarded %q", tc.clientID, answered, ids[0])
 				}
 			}
 		})
