@@ -11,7 +11,7 @@ import (
 
 // accessEntry is what one access-log line says about a request.
 type accessEntry struct {
-	id       []byte // request id
+	id       []byte // request id: validRequestID's alphabet (appended unescaped)
 	method   []byte
 	path     []byte // normalized
 	status   int
@@ -30,8 +30,9 @@ type accessEntry struct {
 // are escaped; invalid UTF-8 becomes U+FFFD, so every line is valid JSON.
 //
 // It is the access log's formatter on the request path: no allocation when
-// b has room, and about a fifth of the instructions of a zerolog event with
-// the same fields (cachegrind).
+// b has room (BenchmarkAppendAccessLine). Replacing a zerolog event with
+// the same fields by it saved about 3k instructions per proxied request
+// (cachegrind), route, service and instance being escaped once at load.
 func appendAccessLine(b []byte, e *accessEntry) []byte {
 	x := e.x
 	b = append(b, `{"request_id":"`...)
