@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# instr.sh: user-space instructions per proxied GET (proxy-small's request),
+# counted by valgrind's cachegrind for the gateway and, when installed, for
+# nginx (one worker, the same two stubs). Unlike req/s or CPU time, the
+# count barely moves with the machine's load (the same binary gives the same
+# count within about 1%), so it shows what a change to the hot path is worth
+# on a noisy box. Kernel time (the system calls) is not in it.
+#
+# Each target runs twice under cachegrind, with wrk for SHORT and LONG
+# seconds; the difference of the two totals over the difference of the
+# request counts cancels start-up and shutdown.
+#
+# Usage: bench/scripts/instr.sh            (needs valgrind and wrk)
+#        SHORT=2 LONG=6 TARGETS="gateway nginx" bench/scripts/instr.sh
+set -euo pipefail
+
+SHORT=${SHORT:-2}
+LONG=${LONG:-6}
+TARGETS=${TARGETS:-gateway nginx}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+for tool in valgrind wrk; do
+	command -v "$tool" >/dev/null || { echo "instr.sh: $tool not found (apt-get install valgrind; make bench-deps)" >&2; exit 1; }
+done
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$root" && go build -o "$work/fastgate" . && go build -o "$work/bench" ./bench)
+mkfifo "$work/stubs.in"
+"$work/bench" -stubs 2 -stub-body 256 <"$work/stubs.in" >"$work/stubs.out" &
+pids+=($!)
+exec 3>"$work/stubs.in" # keeps the stubs' stdin open
+for _ in $(seq 50); do [ -s "$work/stubs.out" ] && break; sleep 0.1; done
+read -r _ a b <"$work/stubs.out"
+port=18199
+
+cat >"$work/gateway.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+read_timeout = "15s"
+write_timeout = "15s"
+idle_timeout = "60s"
+[log]
+level = "warn"
+access = true
+[[services]]
+name = "bench"
+timeout = "5s"
+retries = 1
+  [[services.instances]]
+  id = "a"
+  addr = "$a"
+  [[services.instances]]
+  id = "b"
+  addr = "$b"
+[[routes]]
+prefix = "/"
+service = "bench"
+EOF
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    map \$http_x_request_id \$fastgate_request_id {
+        "~^[A-Za-z0-9._-]{1,128}\$" \$http_x_request_id;
+        default \$request_id;
+    }
+    log_format gateway '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent '
+                       '\$fastgate_request_id \$upstream_addr \$request_time';
+    access_log $work/nginx/access.log gateway buffer=256k flush=100ms;
+    client_body_temp_path $work/nginx/cb;
+    proxy_temp_path $work/nginx/p;
+    keepalive_requests 1000000;
+    upstream bench {
+        server $a;
+        server $b;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Gateway-Service bench;
+            proxy_set_header X-Request-ID \$fastgate_request_id;
+            add_header X-Request-ID \$fastgate_request_id always;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 2;
+        }
+    }
+}
+EOF
+
+# run TARGET SECONDS: prints "instructions requests".
+run() {
+	local out="$work/cg.out" cmd
+	case $1 in
+	gateway) cmd=("$work/fastgate" -config "$work/gateway.toml") ;;
+	nginx) cmd=(nginx -c "$work/nginx/nginx.conf") ;;
+	esac
+	rm -f "$out"
+	# Go's signal-based preemption confuses valgrind; the gateway runs without it.
+	GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
+		"${cmd[@]}" >"$work/$1.log" 2>&1 &
+	local vp=$!
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+		sleep 0.3
+	done
+	local n
+	n=$(wrk -t1 -c8 -d"${2}s" "http://127.0.0.1:$port/x" | awk '/requests in/ {print $1}')
+	case $1 in
+	gateway) kill -INT "$vp" ;;
+	nginx) kill -QUIT "$vp" ;;
+	esac
+	wait "$vp" 2>/dev/null || true
+	echo "$(awk '/^summary:/ {print $2}' "$out") $n"
+}
+
+for t in $TARGETS; do
+	if [ "$t" = nginx ] && ! command -v nginx >/dev/null; then
+		echo "nginx: not installed, skipped"
+		continue
+	fi
+	read -r i1 n1 < <(run "$t" "$SHORT")
+	read -r i2 n2 < <(run "$t" "$LONG")
+	echo "$t: $(( (i2 - i1) / (n2 - n1) )) instructions per request ($((n2 - n1)) requests apart)"
+done
