@@ -21,6 +21,8 @@ test: test-deps vet
 # Short fuzzing runs of every fuzz target (not part of `make test`).
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzAppendNormalizedPath -fuzztime=30s ./proxy
+	$(GO) test -run=^$$ -fuzz=FuzzAppendJSONBytes -fuzztime=15s ./proxy
+	$(GO) test -run=^$$ -fuzz=FuzzAppendAddr -fuzztime=15s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./config
 	$(GO) test -run=^$$ -fuzz=FuzzMerge -fuzztime=30s ./aggregate
 	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s -fuzzminimizetime=3s ./auth
