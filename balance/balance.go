@@ -157,7 +157,6 @@ type Service struct {
 	name      string
 	instances []*Instance // fixed at construction
 	ejector   *health.Ejector
-	clock     health.Clock
 	failures  [600]bool // upstream statuses that count as failures
 
 	sched atomic.Pointer[schedule] // read on every pick
@@ -176,7 +175,8 @@ type Service struct {
 type Options struct {
 	// Dial replaces TCP dialing (for in-memory listeners in benchmarks) [nil].
 	Dial fasthttp.DialFunc
-	// Clock drives breakers and the retry budget [health.SystemClock{}].
+	// Clock drives the breakers [health.SystemClock{}]; the retry budget
+	// takes its times from the caller.
 	Clock health.Clock
 	// OnBreaker is called when an instance's breaker trips or closes [nil].
 	OnBreaker func(in *Instance, from, to health.State, openFor time.Duration)
@@ -200,7 +200,6 @@ func New(cfg *config.Service, o Options) *Service {
 	}
 	s := &Service{
 		name:       cfg.Name,
-		clock:      o.Clock,
 		ejector:    health.NewEjector(len(cfg.Instances), *cfg.Breaker.MaxEjectedPercent),
 		budget:     health.NewWindow(retryWindow),
 		retryRatio: *cfg.Limits.RetryBudget,

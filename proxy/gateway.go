@@ -67,8 +67,8 @@ type Options struct {
 	// Dial, when set, replaces TCP dialing to upstream instances and health
 	// probes (for in-memory listeners in benchmarks) [nil].
 	Dial fasthttp.DialFunc
-	// Clock drives breakers, the retry budget and health results
-	// [health.SystemClock{}].
+	// Clock drives breakers and health results [health.SystemClock{}];
+	// the retry budget uses each request's arrival time.
 	Clock health.Clock
 }
 
