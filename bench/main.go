@@ -72,6 +72,12 @@ type cli struct {
 
 	stubs    int
 	stubBody int
+
+	writeConfig   string // -write-config: the peer
+	configDir     string
+	listen        string
+	upstreamAddrs string
+	workers       int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*cli, error) {
@@ -110,6 +116,11 @@ func parseFlags(args []string, stderr io.Writer) (*cli, error) {
 	fs.IntVar(&c.profileSeconds, "profile-seconds", 10, "CPU and alloc profile duration in seconds")
 	fs.IntVar(&c.stubs, "stubs", 0, "internal: serve this many stub upstreams until stdin closes")
 	fs.IntVar(&c.stubBody, "stub-body", 256, "internal: stub response size")
+	fs.StringVar(&c.writeConfig, "write-config", "", "write the suite's proxy-small config of this peer (gateway, nginx or haproxy) into -config-dir, print its path and exit")
+	fs.StringVar(&c.configDir, "config-dir", "", "with -write-config: the peer's dir")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:18199", "with -write-config: the listen address")
+	fs.StringVar(&c.upstreamAddrs, "upstream-addrs", "", "with -write-config: comma-separated upstream addresses, weight 1 each")
+	fs.IntVar(&c.workers, "workers", 2, "with -write-config: nginx worker_processes, haproxy nbthread")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -159,6 +170,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.stubs > 0 {
 		return serveStubs(c.stubs, c.stubBody, c.opts.StubLatency, os.Stdin, stdout, stderr)
+	}
+	if c.writeConfig != "" {
+		return writeConfig(c, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -445,4 +459,24 @@ func scenarioNames() string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// writeConfig is -write-config: the config the suite would generate for a
+// peer on proxy-small, for tools that run the peer themselves
+// (scripts/instr.sh).
+func writeConfig(c *cli, stdout, stderr io.Writer) int {
+	p, ok := peerByName(c.writeConfig)
+	addrs := splitList(c.upstreamAddrs)
+	if !ok || c.configDir == "" || len(addrs) == 0 {
+		fmt.Fprintln(stderr, "bench: -write-config needs gateway, nginx or haproxy, -config-dir and -upstream-addrs")
+		return exitError
+	}
+	pc := peerConfig{Workers: c.workers}.at(c.listen, c.configDir, c.opts.AccessLog, addrs)
+	path, err := p.WriteConfig(pc)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, path)
+	return exitOK
 }

@@ -97,6 +97,30 @@ func haproxyPeer(bin string) peer {
 	}
 }
 
+// at returns pc listening on listen, with its files in dir, the access log
+// on or off, and one instance of weight 1 per address (b1, b2, ...).
+func (pc peerConfig) at(listen, dir string, accessLog bool, addrs []string) peerConfig {
+	pc.Listen, pc.Dir, pc.AccessLog, pc.Upstreams = listen, dir, accessLog, nil
+	for i, a := range addrs {
+		pc.Upstreams = append(pc.Upstreams, upstream{ID: fmt.Sprintf("b%d", i+1), Addr: a, Weight: 1})
+	}
+	return pc
+}
+
+// peerByName returns the peer called name ("gateway", "nginx" or
+// "haproxy"), its binary not looked up.
+func peerByName(name string) (peer, bool) {
+	switch name {
+	case "gateway":
+		return gatewayPeer(""), true
+	case "nginx":
+		return nginxPeer(""), true
+	case "haproxy":
+		return haproxyPeer(""), true
+	}
+	return peer{}, false
+}
+
 // WriteConfig renders the peer's config into pc.Dir and returns its path.
 func (p peer) WriteConfig(pc peerConfig) (string, error) {
 	path := filepath.Join(pc.Dir, p.ConfigFile)

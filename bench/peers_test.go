@@ -436,3 +436,47 @@ func TestPeersForwardLikeTheGateway(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteConfigFlag: -write-config writes the suite's config of a peer
+// for the given listen address and upstreams, and refuses incomplete use.
+func TestWriteConfigFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"nginx one worker", []string{"-write-config", "nginx", "-workers", "1", "-listen", "127.0.0.1:18199", "-upstream-addrs", "127.0.0.1:1,127.0.0.1:2"}, exitOK,
+			[]string{"worker_processes 1;", "listen 127.0.0.1:18199;", "server 127.0.0.1:1 weight=1", "server 127.0.0.1:2 weight=1", "X-Request-ID"}},
+		{"gateway", []string{"-write-config", "gateway", "-upstream-addrs", "127.0.0.1:1"}, exitOK,
+			[]string{`listen = "127.0.0.1:18199"`, `addr = "127.0.0.1:1"`, "access = true"}},
+		{"unknown peer", []string{"-write-config", "caddy", "-upstream-addrs", "127.0.0.1:1"}, exitError, nil},
+		{"no upstreams", []string{"-write-config", "nginx"}, exitError, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var stdout, stderr strings.Builder
+			code := run(append(tt.args, "-config-dir", dir), &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d (stderr %s)", code, tt.code, stderr.String())
+			}
+			if tt.code != exitOK {
+				return
+			}
+			path := strings.TrimSpace(stdout.String())
+			if filepath.Dir(path) != dir {
+				t.Fatalf("printed %q, want a file in %s", path, dir)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("config lacks %q:\n%s", w, b)
+				}
+			}
+		})
+	}
+}

@@ -219,11 +219,7 @@ func (s *suite) start(ctx context.Context, name, dir string, ups *upstreams, bas
 	if err != nil {
 		return live{}, err.Error()
 	}
-	pc := base
-	pc.Listen, pc.Dir, pc.AccessLog, pc.Upstreams = addr, pdir, s.opts.AccessLog, nil
-	for i, a := range ups.Addrs {
-		pc.Upstreams = append(pc.Upstreams, upstream{ID: fmt.Sprintf("b%d", i+1), Addr: a, Weight: 1})
-	}
+	pc := base.at(addr, pdir, s.opts.AccessLog, ups.Addrs)
 	conf, err := p.WriteConfig(pc)
 	if err != nil {
 		return live{}, err.Error()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # instr.sh: user-space instructions per proxied GET (proxy-small's request),
 # counted by valgrind's cachegrind for the gateway and, when installed, for
-# nginx (one worker, the same two stubs). Unlike req/s or CPU time, the
+# nginx (one worker, the same two stubs), each with the config the bench
+# suite generates (go run ./bench -write-config). Unlike req/s or CPU time, the
 # count barely moves with the machine's load (the same binary gives the same
 # count within about 1%), so it shows what a change to the hot path is worth
 # on a noisy box. Kernel time (the system calls) is not in it.
@@ -38,79 +39,18 @@ for _ in $(seq 50); do [ -s "$work/stubs.out" ] && break; sleep 0.1; done
 read -r _ a b <"$work/stubs.out"
 port=18199
 
-cat >"$work/gateway.toml" <<EOF
-[server]
-listen = "127.0.0.1:$port"
-read_timeout = "15s"
-write_timeout = "15s"
-idle_timeout = "60s"
-[log]
-level = "warn"
-access = true
-[[services]]
-name = "bench"
-timeout = "5s"
-retries = 1
-  [[services.instances]]
-  id = "a"
-  addr = "$a"
-  [[services.instances]]
-  id = "b"
-  addr = "$b"
-[[routes]]
-prefix = "/"
-service = "bench"
-EOF
-
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    map \$http_x_request_id \$fastgate_request_id {
-        "~^[A-Za-z0-9._-]{1,128}\$" \$http_x_request_id;
-        default \$request_id;
-    }
-    log_format gateway '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent '
-                       '\$fastgate_request_id \$upstream_addr \$request_time';
-    access_log $work/nginx/access.log gateway buffer=256k flush=100ms;
-    client_body_temp_path $work/nginx/cb;
-    proxy_temp_path $work/nginx/p;
-    keepalive_requests 1000000;
-    upstream bench {
-        server $a;
-        server $b;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://bench;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
-            proxy_set_header X-Gateway-Service bench;
-            proxy_set_header X-Request-ID \$fastgate_request_id;
-            add_header X-Request-ID \$fastgate_request_id always;
-            proxy_next_upstream error timeout;
-            proxy_next_upstream_tries 2;
-        }
-    }
-}
-EOF
+# The suite's own proxy-small configs (nginx with one worker, as the
+# instructions of one process are counted).
+mkdir -p "$work/gateway" "$work/nginx"
+gwconf=$("$work/bench" -write-config gateway -config-dir "$work/gateway" -listen "127.0.0.1:$port" -upstream-addrs "$a,$b")
+ngconf=$("$work/bench" -write-config nginx -workers 1 -config-dir "$work/nginx" -listen "127.0.0.1:$port" -upstream-addrs "$a,$b")
 
 # run TARGET SECONDS: prints "instructions requests".
 run() {
 	local out="$work/cg.out" cmd
 	case $1 in
-	gateway) cmd=("$work/fastgate" -config "$work/gateway.toml") ;;
-	nginx) cmd=(nginx -c "$work/nginx/nginx.conf") ;;
+	gateway) cmd=("$work/fastgate" -config "$gwconf") ;;
+	nginx) cmd=(nginx -p "$work/nginx" -c "$ngconf" -g "daemon off; master_process off;") ;;
 	esac
 	rm -f "$out"
 	# Go's signal-based preemption confuses valgrind; the gateway runs without it.
