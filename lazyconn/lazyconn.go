@@ -32,7 +32,8 @@ type Conn struct {
 	rd, wd deadline
 }
 
-// deadline is one direction's deadline, in Unix nanoseconds (0 = none).
+// deadline is one direction's deadline, as a monotonic offset from epoch in
+// nanoseconds (0 = none; a deadline at or before epoch is stored as 1).
 // want and armed are atomics so that the common case, a deadline later
 // than the armed one, takes no lock; arming, which is rarer, is serialized
 // by mu and re-checks want after each arm, so a concurrent set that saw a
@@ -43,17 +44,32 @@ type deadline struct {
 	armed atomic.Int64 // in force on the connection
 }
 
-// Wrap returns c with lazily armed deadlines. c must have no deadline set.
+// epoch is the origin of the stored deadlines. Offsets from it keep the
+// monotonic clock reading of the callers' times, so wall-clock steps move
+// no deadline. It is set once, at package initialization.
+var epoch = time.Now()
+
+// Wrap returns c with lazily armed deadlines. c must have no deadline set
+// and should be the raw connection, with TLS above the wrapper: a
+// *tls.Conn's write timeouts are permanent, so below it an early arm would
+// break the TLS stream. The wrapper does not promote optional methods of c,
+// such as *net.TCPConn's SetKeepAlive or ReadFrom.
 func Wrap(c net.Conn) *Conn { return &Conn{Conn: c} }
 
 // Read reads from the connection, re-arming the read deadline when the
 // armed one fired before the deadline set.
 func (c *Conn) Read(p []byte) (int, error) {
+	retried := false // a retry for which nothing was re-armed
 	for {
 		n, err := c.Conn.Read(p)
-		if err == nil || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !c.rearm(false) {
+		if err == nil || n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
+		rearmed, ok := c.rearm(false)
+		if !ok || !rearmed && retried {
+			return n, err
+		}
+		retried = !rearmed
 	}
 }
 
@@ -61,12 +77,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 // armed one fired before the deadline set, and then writing the rest.
 func (c *Conn) Write(p []byte) (int, error) {
 	written := 0
+	retried := false // a retry, without progress, for which nothing was re-armed
 	for {
 		n, err := c.Conn.Write(p[written:])
 		written += n
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !c.rearm(true) {
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return written, err
 		}
+		rearmed, ok := c.rearm(true)
+		if !ok || !rearmed && retried && n == 0 {
+			return written, err
+		}
+		retried = !rearmed
 	}
 }
 
@@ -88,7 +110,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.set(true, t) }
 // would fire after t, or never.
 func (c *Conn) set(write bool, t time.Time) error {
 	d := c.dir(write)
-	w := nanos(t)
+	w := offset(t)
 	d.want.Store(w)
 	if a := d.armed.Load(); a != 0 && (w == 0 || a <= w) || a == 0 && w == 0 {
 		return nil // fires no later than t, if at all; rearm moves it on
@@ -98,16 +120,23 @@ func (c *Conn) set(write bool, t time.Time) error {
 	return c.armWanted(write, d)
 }
 
-// rearm runs after the armed deadline fired: it arms the wanted deadline
-// and reports true, or reports false when that one has passed as well.
-func (c *Conn) rearm(write bool) bool {
+// rearm runs after a deadline error. ok is false when the wanted deadline
+// has passed: the error is the caller's. Otherwise the wanted deadline is
+// armed (rearmed true) unless it already was: then the error came from a
+// deadline replaced meanwhile, or is permanent (a *tls.Conn's), and Read
+// and Write retry once more at most without progress.
+func (c *Conn) rearm(write bool) (rearmed, ok bool) {
 	d := c.dir(write)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if w := d.want.Load(); w != 0 && time.Now().UnixNano() >= w {
-		return false
+	w := d.want.Load()
+	if w != 0 && time.Since(epoch) >= time.Duration(w) {
+		return false, false
 	}
-	return c.armWanted(write, d) == nil
+	if w == d.armed.Load() {
+		return false, true
+	}
+	return true, c.armWanted(write, d) == nil
 }
 
 // armWanted arms want until it stays unchanged across the arm. d.mu is held.
@@ -116,7 +145,7 @@ func (c *Conn) armWanted(write bool, d *deadline) error {
 		w := d.want.Load()
 		var t time.Time
 		if w != 0 {
-			t = time.Unix(0, w)
+			t = epoch.Add(time.Duration(w))
 		}
 		if err := c.arm(write, t); err != nil {
 			return err
@@ -142,11 +171,13 @@ func (c *Conn) arm(write bool, t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-func nanos(t time.Time) int64 {
+// offset is t's stored form: 0 for the zero time (no deadline), else its
+// monotonic distance from epoch, at least 1 (t.Sub saturates far out).
+func offset(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.UnixNano()
+	return max(int64(t.Sub(epoch)), 1)
 }
 
 // Listener wraps each accepted connection with Wrap.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -38,14 +39,21 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 	return w, peer
 }
 
-// countingConn counts the deadlines armed on it.
+// countingConn counts the deadlines armed on it and keeps the last read
+// deadline; onRead, when set, runs inside each read-deadline arm.
 type countingConn struct {
 	net.Conn
 	reads, writes atomic.Int64
+	lastRead      atomic.Pointer[time.Time]
+	onRead        func(n int64)
 }
 
 func (c *countingConn) SetReadDeadline(t time.Time) error {
-	c.reads.Add(1)
+	n := c.reads.Add(1)
+	c.lastRead.Store(&t)
+	if c.onRead != nil {
+		c.onRead(n)
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -95,6 +103,36 @@ func TestArms(t *testing.T) {
 	}
 }
 
+// TestSetDeadlineBoth: SetDeadline sets both directions, lazily.
+func TestSetDeadlineBoth(t *testing.T) {
+	w, _ := pair(t)
+	cc := &countingConn{Conn: w.Conn}
+	w.Conn = cc
+	base := time.Now().Add(time.Hour)
+	for _, d := range []time.Time{base, base.Add(time.Second), base.Add(-time.Minute)} {
+		if err := w.SetDeadline(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, wr := cc.reads.Load(), cc.writes.Load(); r != 2 || wr != 2 {
+		t.Errorf("armed %d read and %d write deadlines, want 2 each (first, then earlier)", r, wr)
+	}
+}
+
+// TestOffset: the stored form keeps "none" apart from any time, also the
+// Unix epoch and times too far out for UnixNano.
+func TestOffset(t *testing.T) {
+	if got := offset(time.Time{}); got != 0 {
+		t.Errorf("offset(zero) = %d, want 0 (none)", got)
+	}
+	if got := offset(time.Unix(0, 0)); got != 1 {
+		t.Errorf("offset(Unix 0) = %d, want 1 (a past deadline)", got)
+	}
+	if got := offset(time.Now().Add(time.Duration(math.MaxInt64))); got <= offset(time.Now().Add(time.Hour)) {
+		t.Errorf("offset(far future) = %d, want later than an hour from now", got)
+	}
+}
+
 // TestReadSurvivesEarlyArm: the armed deadline fires before the one set
 // later; the Read goes on and gets the data.
 func TestReadSurvivesEarlyArm(t *testing.T) {
@@ -127,8 +165,8 @@ func TestReadTimesOut(t *testing.T) {
 	if !isTimeout(err) {
 		t.Fatalf("Read error %v, want a deadline error", err)
 	}
-	if el := time.Since(start); el < 80*time.Millisecond {
-		t.Fatalf("Read timed out after %v, before the 80ms deadline", el)
+	if el := time.Since(start); el < 80*time.Millisecond || el > time.Second {
+		t.Fatalf("Read timed out after %v, want just after the 80ms deadline", el)
 	}
 	// The connection stays usable, as with net.Conn.
 	_ = w.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -178,7 +216,12 @@ func TestZeroClears(t *testing.T) {
 // early armed deadline, and every byte arrives once, in order.
 func TestWriteResumes(t *testing.T) {
 	w, peer := pair(t)
-	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB: more than the socket buffers
+	// Small buffers, so that the Write blocks well before its end.
+	_ = w.Conn.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	_ = peer.(*net.TCPConn).SetReadBuffer(16 << 10)
+	cc := &countingConn{Conn: w.Conn}
+	w.Conn = cc
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
 	_ = w.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
 	_ = w.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	got := make(chan []byte, 1)
@@ -193,6 +236,9 @@ func TestWriteResumes(t *testing.T) {
 	}
 	if b := <-got; !bytes.Equal(b, payload) {
 		t.Fatalf("peer got %d bytes, not the payload", len(b))
+	}
+	if n := cc.writes.Load(); n < 2 {
+		t.Fatalf("%d write deadline arms: the Write never outlived the early one", n)
 	}
 }
 
@@ -233,7 +279,7 @@ func TestConcurrentSetters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				_ = w.SetReadDeadline(time.Now().Add(time.Duration(i%7) * time.Millisecond * 10))
+				_ = w.SetReadDeadline(time.Now().Add(time.Second + time.Duration(i%7)*10*time.Millisecond))
 				_ = w.SetWriteDeadline(time.Now().Add(time.Second))
 				if i%50 == 0 {
 					peer.Write([]byte("ping"))
@@ -242,6 +288,11 @@ func TestConcurrentSetters(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	select {
+	case err := <-done:
+		t.Fatalf("reader ended before the past deadline: %v", err)
+	default:
+	}
 	_ = w.SetReadDeadline(time.Now().Add(-time.Second))
 	select {
 	case err := <-done:
@@ -251,6 +302,97 @@ func TestConcurrentSetters(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("reader still blocked after a past deadline")
 	}
+}
+
+// TestSetDuringArm: a setter that takes the lock-free path while a re-arm
+// is arming a later deadline must still end with its own, earlier
+// deadline armed (armWanted re-reads want after each arm).
+func TestSetDuringArm(t *testing.T) {
+	w, _ := pair(t)
+	cc := &countingConn{Conn: w.Conn}
+	w.Conn = cc
+	start := time.Now()
+	early, later, mid := start.Add(20*time.Millisecond), start.Add(time.Minute), start.Add(30*time.Second)
+	_ = w.SetReadDeadline(early) // arm 1
+	_ = w.SetReadDeadline(later) // lazy: early stays armed
+	cc.onRead = func(n int64) {
+		if n != 2 { // arm 2: the re-arm to later, after early fired
+			return
+		}
+		done := make(chan struct{})
+		go func() { // must not need the lock held by this arm
+			_ = w.SetReadDeadline(mid)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("the concurrent set waited for the arm's lock")
+		}
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := w.Read(make([]byte, 1))
+		res <- err
+	}()
+	waitFor(t, func() bool { return cc.reads.Load() >= 3 })
+	if got := *cc.lastRead.Load(); !got.Equal(mid) {
+		t.Errorf("armed %v after the race, want the set deadline %v", got.Sub(start), mid.Sub(start))
+	}
+	_ = w.SetReadDeadline(time.Now().Add(-time.Second))
+	if err := <-res; !isTimeout(err) {
+		t.Fatalf("Read error %v, want a deadline error", err)
+	}
+}
+
+// stuckConn fails every Read and Write with a deadline error, as a
+// *tls.Conn does after a write timeout.
+type stuckConn struct {
+	net.Conn
+	calls atomic.Int64
+}
+
+func (c *stuckConn) Read([]byte) (int, error) {
+	c.calls.Add(1)
+	return 0, os.ErrDeadlineExceeded
+}
+
+func (c *stuckConn) Write([]byte) (int, error) {
+	c.calls.Add(1)
+	return 0, os.ErrDeadlineExceeded
+}
+
+func (c *stuckConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *stuckConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestPermanentErrorNoSpin: a deadline error that re-arming cannot cure is
+// returned after at most one retry, not retried until the deadline.
+func TestPermanentErrorNoSpin(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		sc := &stuckConn{}
+		w := Wrap(sc)
+		_ = w.SetDeadline(time.Now().Add(2 * time.Second)) // a spin would last this long
+		var err error
+		if write {
+			_, err = w.Write([]byte("x"))
+		} else {
+			_, err = w.Read(make([]byte, 1))
+		}
+		if !isTimeout(err) || sc.calls.Load() > 2 {
+			t.Errorf("write=%v: %v after %d calls, want a deadline error after at most 2", write, err, sc.calls.Load())
+		}
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5 s")
 }
 
 func BenchmarkSetReadDeadline(b *testing.B) {
