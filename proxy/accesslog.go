@@ -9,14 +9,14 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// accessEntry is what one access-log line says about a request.
+// accessEntry is what one access-log line says about a request beyond its
+// exchange, which holds the request id (validRequestID's alphabet, appended
+// unescaped), the normalized path, the route (nil when none answered), the
+// attempts and the aggregate's parts.
 type accessEntry struct {
-	id       []byte // request id: validRequestID's alphabet (appended unescaped)
+	x        *exchange
 	method   []byte
-	path     []byte // normalized
 	status   int
-	route    *route    // nil when no route answered
-	x        *exchange // attempts and the aggregate's parts
 	duration time.Duration
 	bytes    int // response body length
 	clientIP netip.Addr
@@ -36,15 +36,15 @@ type accessEntry struct {
 func appendAccessLine(b []byte, e *accessEntry) []byte {
 	x := e.x
 	b = append(b, `{"request_id":"`...)
-	b = append(b, e.id...) // validRequestID's alphabet, or generated: nothing to escape
+	b = append(b, x.id...) // validRequestID's alphabet, or generated: nothing to escape
 	b = append(b, `","method":`...)
 	b = appendJSONBytes(b, e.method)
 	b = append(b, `,"path":`...)
-	b = appendJSONBytes(b, e.path)
+	b = appendJSONBytes(b, x.path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.status), 10)
 	in := x.attempts.last
-	if r := e.route; r != nil {
+	if r := x.route; r != nil {
 		b = append(b, r.logFields...)
 		if in != nil {
 			b = append(b, r.up.instances[in.Index()].logField...)
@@ -205,12 +205,9 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, x *exchange, status int, d
 		return
 	}
 	e := accessEntry{
-		id:       x.id,
-		method:   ctx.Request.Header.Method(),
-		path:     x.path,
-		status:   status,
-		route:    x.route,
 		x:        x,
+		method:   ctx.Request.Header.Method(),
+		status:   status,
 		duration: d,
 		bytes:    len(ctx.Response.Body()),
 		clientIP: g.clientIP(ctx),

@@ -53,19 +53,18 @@ func TestAppendAccessLine(t *testing.T) {
 		e    accessEntry
 		want string
 	}{
-		{"proxied", accessEntry{id: []byte("id-1"), method: []byte("GET"), path: []byte("/api/users/7"), status: 200, route: r,
+		{"proxied", accessEntry{x: &exchange{id: []byte("id-1"), path: []byte("/api/users/7"), route: r}, method: []byte("GET"), status: 200,
 			duration: 12345678 * time.Nanosecond, bytes: 256, clientIP: netip.MustParseAddr("10.1.2.3"), end: end},
 			`{"request_id":"id-1","method":"GET","path":"/api/users/7","status":200,"route":"/api/","service":"users","attempts":0,"duration":12.345,"bytes":256,"client_ip":"10.1.2.3","time":"2026-11-26T08:05:07Z"}` + "\n"},
-		{"no route, escapes", accessEntry{id: []byte("id-2"), method: []byte("GET"), path: []byte("/a\"b\\c\x01\xff\u00e9"), status: 404,
+		{"no route, escapes", accessEntry{x: &exchange{id: []byte("id-2"), path: []byte("/a\"b\\c\x01\xff\u00e9")}, method: []byte("GET"), status: 404,
 			duration: 999 * time.Nanosecond, clientIP: netip.MustParseAddr("::1"), end: end},
 			`{"request_id":"id-2","method":"GET","path":"/a\"b\\c\u0001\ufffd` + "\u00e9" + `","status":404,"attempts":0,"duration":0.000,"bytes":0,"client_ip":"::1","time":"2026-11-26T08:05:07Z"}` + "\n"},
-		{"long duration", accessEntry{id: []byte("id-3"), method: []byte("POST"), path: []byte("/"), status: 504,
+		{"long duration", accessEntry{x: &exchange{id: []byte("id-3"), path: []byte("/")}, method: []byte("POST"), status: 504,
 			duration: 61*time.Second + 7*time.Microsecond, clientIP: netip.MustParseAddr("192.0.2.1"), end: end},
 			`{"request_id":"id-3","method":"POST","path":"/","status":504,"attempts":0,"duration":61000.007,"bytes":0,"client_ip":"192.0.2.1","time":"2026-11-26T08:05:07Z"}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.e.x = &exchange{}
 			got := string(appendAccessLine(nil, &tt.e))
 			if got != tt.want {
 				t.Fatalf("line\n got %s\nwant %s", got, tt.want)
@@ -213,8 +212,8 @@ func FuzzAppendJSONBytes(f *testing.F) {
 
 func BenchmarkAppendAccessLine(b *testing.B) {
 	r := &route{logFields: routeLogFields("/api/", "users")}
-	e := accessEntry{id: []byte("a8421bf5dd77d169-000000000001"), method: []byte("GET"), path: []byte("/api/users/7"), status: 200, route: r,
-		x: &exchange{}, duration: 1234567, bytes: 256, clientIP: netip.MustParseAddr("10.1.2.3"), end: time.Now()}
+	e := accessEntry{x: &exchange{id: []byte("a8421bf5dd77d169-000000000001"), path: []byte("/api/users/7"), route: r}, method: []byte("GET"), status: 200,
+		duration: 1234567, bytes: 256, clientIP: netip.MustParseAddr("10.1.2.3"), end: time.Now()}
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
