@@ -141,13 +141,49 @@ func parseProcIO(b []byte) (int64, error) {
 	return n, nil
 }
 
+// parseVoluntarySwitches returns voluntary_ctxt_switches from a
+// /proc/PID/task/TID/status file: how often the thread blocked (waiting for
+// I/O, a futex or a timer) and was later woken.
+func parseVoluntarySwitches(b []byte) (int64, error) {
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && string(k) == "voluntary_ctxt_switches" {
+			return strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		}
+	}
+	return 0, errors.New("bench: no voluntary_ctxt_switches in /proc status")
+}
+
+// processSwitches sums voluntary context switches over pid's live threads
+// (the kernel keeps the counts per thread; /proc/PID/status shows only the
+// main thread's).
+func processSwitches(pid int) int64 {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status")); err == nil {
+			if v, err := parseVoluntarySwitches(b); err == nil {
+				n += v
+			}
+		}
+	}
+	return n
+}
+
 // usage is a process tree's resource counters at one instant.
 type usage struct {
 	CPU      float64 // seconds
 	Syscalls int64   // read- and write-family calls of the live processes
+	Switches int64   // voluntary context switches of the live threads
 }
 
-func (u usage) sub(o usage) usage { return usage{u.CPU - o.CPU, u.Syscalls - o.Syscalls} }
+func (u usage) sub(o usage) usage {
+	return usage{u.CPU - o.CPU, u.Syscalls - o.Syscalls, u.Switches - o.Switches}
+}
 
 // treeUsage samples each root's process tree (zero for a root of 0). One
 // /proc scan serves all roots.
@@ -168,6 +204,7 @@ func treeUsage(roots ...int) []usage {
 					out[i].Syscalls += n
 				}
 			}
+			out[i].Switches += processSwitches(pid)
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -164,5 +165,51 @@ func TestTreeUsageCountsSyscalls(t *testing.T) {
 	}
 	if got := treeUsage(os.Getpid())[0].Syscalls - before; got < 100 {
 		t.Fatalf("%d syscalls counted for 100 file reads", got)
+	}
+}
+
+func TestParseVoluntarySwitches(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int64
+		bad  bool
+	}{
+		{name: "linux status file", in: "Name:\tfastgate\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n", want: 1234},
+		{name: "missing", in: "Name:\tx\nnonvoluntary_ctxt_switches:\t56\n", bad: true},
+		{name: "bad number", in: "voluntary_ctxt_switches:\tx\n", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVoluntarySwitches([]byte(tt.in))
+			if tt.bad {
+				if err == nil {
+					t.Fatalf("parsed %d, want error", got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTreeUsageCountsSwitches checks that a thread of this process that
+// sleeps repeatedly shows as voluntary switches. The sleep is the system
+// call itself, so the thread blocks whatever the Go scheduler is doing.
+func TestTreeUsageCountsSwitches(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc/self/task")
+	}
+	before := treeUsage(os.Getpid())[0].Switches
+	for range 20 {
+		ts := syscall.NsecToTimespec(int64(time.Millisecond))
+		if err := syscall.Nanosleep(&ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := treeUsage(os.Getpid())[0].Switches - before; got < 20 {
+		t.Fatalf("%d voluntary switches counted for 20 sleeps", got)
 	}
 }

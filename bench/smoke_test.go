@@ -55,6 +55,7 @@ func TestSmoke(t *testing.T) {
 		{"p99 under a second", m.P99US < 1e6},
 		{"CPU per request measured", m.CPUPerReqUS > 0 && m.CPUPerReqUS < 10_000},
 		{"syscalls per request measured", m.SyscallsPerReq >= 2 && m.SyscallsPerReq < 100},
+		{"switches per request measured", m.SwitchesPerReq > 0 && m.SwitchesPerReq < 100},
 		{"spectrum recorded", len(m.Spectrum) == len(spectrumPcts)},
 	}
 	for _, c := range checks {

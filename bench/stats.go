@@ -65,6 +65,14 @@ type sample struct {
 	// return EAGAIN) but not recv or send, which nginx and HAProxy use for
 	// sockets: compare a target only with itself across runs.
 	SyscallsPerReq float64 `json:"rw_syscalls_per_req,omitempty"`
+	// SwitchesPerReq and UpstreamSwitchesPerReq are the voluntary context
+	// switches (a thread blocked, then was woken) of the proxy's and of
+	// the stubs' threads per completed request: what sleeping and waking
+	// cost beyond the requests' own work. A proxy that delivers requests
+	// one by one rather than in bursts makes the stubs' threads idle and
+	// wake more often, at a cost in the stubs' CPU per request.
+	SwitchesPerReq         float64 `json:"vol_switches_per_req,omitempty"`
+	UpstreamSwitchesPerReq float64 `json:"upstream_vol_switches_per_req,omitempty"`
 	// UpstreamRequests is how many requests the stubs served during the
 	// run, health checks excluded [nil: not counted]. Per client request:
 	// 1 through a proxy, the part count through an aggregate, about 0 from
@@ -87,6 +95,8 @@ func (s *sample) setUsage(proxy, upstream usage) {
 	s.setCPU(proxy.CPU, upstream.CPU)
 	if s.Requests > 0 {
 		s.SyscallsPerReq = float64(proxy.Syscalls) / float64(s.Requests)
+		s.SwitchesPerReq = float64(proxy.Switches) / float64(s.Requests)
+		s.UpstreamSwitchesPerReq = float64(upstream.Switches) / float64(s.Requests)
 	}
 }
 
@@ -104,17 +114,19 @@ func medianSample(rounds []sample) *sample {
 		return median(v)
 	}
 	m := &sample{
-		RPS:                 pick(func(s sample) float64 { return s.RPS }),
-		Rate:                pick(func(s sample) float64 { return s.Rate }),
-		P50US:               pick(func(s sample) float64 { return s.P50US }),
-		P90US:               pick(func(s sample) float64 { return s.P90US }),
-		P99US:               pick(func(s sample) float64 { return s.P99US }),
-		P999US:              pick(func(s sample) float64 { return s.P999US }),
-		MaxUS:               pick(func(s sample) float64 { return s.MaxUS }),
-		CPUSeconds:          pick(func(s sample) float64 { return s.CPUSeconds }),
-		CPUPerReqUS:         pick(func(s sample) float64 { return s.CPUPerReqUS }),
-		UpstreamCPUPerReqUS: pick(func(s sample) float64 { return s.UpstreamCPUPerReqUS }),
-		SyscallsPerReq:      pick(func(s sample) float64 { return s.SyscallsPerReq }),
+		RPS:                    pick(func(s sample) float64 { return s.RPS }),
+		Rate:                   pick(func(s sample) float64 { return s.Rate }),
+		P50US:                  pick(func(s sample) float64 { return s.P50US }),
+		P90US:                  pick(func(s sample) float64 { return s.P90US }),
+		P99US:                  pick(func(s sample) float64 { return s.P99US }),
+		P999US:                 pick(func(s sample) float64 { return s.P999US }),
+		MaxUS:                  pick(func(s sample) float64 { return s.MaxUS }),
+		CPUSeconds:             pick(func(s sample) float64 { return s.CPUSeconds }),
+		CPUPerReqUS:            pick(func(s sample) float64 { return s.CPUPerReqUS }),
+		UpstreamCPUPerReqUS:    pick(func(s sample) float64 { return s.UpstreamCPUPerReqUS }),
+		SyscallsPerReq:         pick(func(s sample) float64 { return s.SyscallsPerReq }),
+		SwitchesPerReq:         pick(func(s sample) float64 { return s.SwitchesPerReq }),
+		UpstreamSwitchesPerReq: pick(func(s sample) float64 { return s.UpstreamSwitchesPerReq }),
 	}
 	for _, r := range rounds {
 		m.Requests += r.Requests
