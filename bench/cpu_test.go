@@ -125,20 +125,26 @@ func TestCPUSecondsCountsChildren(t *testing.T) {
 	}
 }
 
-func TestParseProcIO(t *testing.T) {
+// TestParseProcCounters covers the two /proc counter parsers: syscr+syscw
+// from /proc/PID/io and voluntary_ctxt_switches from a task's status.
+func TestParseProcCounters(t *testing.T) {
 	tests := []struct {
-		name string
-		in   string
-		want int64
-		bad  bool
+		name  string
+		parse func([]byte) (int64, error)
+		in    string
+		want  int64
+		bad   bool
 	}{
-		{name: "linux io file", in: "rchar: 100\nwchar: 200\nsyscr: 30\nsyscw: 12\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n", want: 42},
-		{name: "missing syscw", in: "syscr: 30\n", bad: true},
-		{name: "bad number", in: "syscr: x\nsyscw: 1\n", bad: true},
+		{name: "io file", parse: parseProcIO, in: "rchar: 100\nwchar: 200\nsyscr: 30\nsyscw: 12\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n", want: 42},
+		{name: "io missing syscw", parse: parseProcIO, in: "syscr: 30\n", bad: true},
+		{name: "io bad number", parse: parseProcIO, in: "syscr: x\nsyscw: 1\n", bad: true},
+		{name: "status file", parse: parseVoluntarySwitches, in: "Name:\tfastgate\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n", want: 1234},
+		{name: "status missing", parse: parseVoluntarySwitches, in: "Name:\tx\nnonvoluntary_ctxt_switches:\t56\n", bad: true},
+		{name: "status bad number", parse: parseVoluntarySwitches, in: "voluntary_ctxt_switches:\tx\n", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseProcIO([]byte(tt.in))
+			got, err := tt.parse([]byte(tt.in))
 			if tt.bad {
 				if err == nil {
 					t.Fatalf("parsed %d, want error", got)
@@ -165,33 +171,6 @@ func TestTreeUsageCountsSyscalls(t *testing.T) {
 	}
 	if got := treeUsage(os.Getpid())[0].Syscalls - before; got < 100 {
 		t.Fatalf("%d syscalls counted for 100 file reads", got)
-	}
-}
-
-func TestParseVoluntarySwitches(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want int64
-		bad  bool
-	}{
-		{name: "linux status file", in: "Name:\tfastgate\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n", want: 1234},
-		{name: "missing", in: "Name:\tx\nnonvoluntary_ctxt_switches:\t56\n", bad: true},
-		{name: "bad number", in: "voluntary_ctxt_switches:\tx\n", bad: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVoluntarySwitches([]byte(tt.in))
-			if tt.bad {
-				if err == nil {
-					t.Fatalf("parsed %d, want error", got)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
-			}
-		})
 	}
 }
 
