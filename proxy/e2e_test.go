@@ -64,6 +64,8 @@ methods = ["GET", "HEAD"]
 			{"encoded unreserved", "/api/v1/%75sers/1", "users-1", "/v1/users/1"},
 			{"encoded dot-dot", "/api/v1/users/%2e%2E/admin", "api-1", "/api/v1/admin"},
 			{"query preserved", "/api/v1/users/7?a=1&b=%20x&c=%2F&d=", "users-1", "/v1/users/7?a=1&b=%20x&c=%2F&d="},
+			{"query preserved, target unchanged", "/api/v1/orders/1?a=1&b=%20x&c=%2F&d=", "api-1", "/api/v1/orders/1?a=1&b=%20x&c=%2F&d="},
+			{"absolute form", "http://gw.test/api/v1/orders/2?q=1", "api-1", "/api/v1/orders/2?q=1"},
 			{"allowed method", "/api/v1/reports/q", "api-1", "/api/v1/reports/q"},
 		}
 		for _, tt := range tests {

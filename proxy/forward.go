@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/fastgate/fastgate/balance"
@@ -18,7 +19,12 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	if len(query) > 0 {
 		x.uri = append(append(x.uri, '?'), query...)
 	}
-	req.SetRequestURIBytes(x.uri)
+	// The server has parsed the client's target; setting the same bytes
+	// again would only make the client parse them a second time (about 300
+	// instructions), to the same URI.
+	if !bytes.Equal(x.uri, req.Header.RequestURI()) {
+		req.SetRequestURIBytes(x.uri)
+	}
 
 	// The client's Connection: close is about the client's connection: keep
 	// it for the server, never send it upstream.
