@@ -23,6 +23,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzAppendNormalizedPath -fuzztime=30s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendJSONBytes -fuzztime=15s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendAddr -fuzztime=15s ./proxy
+	$(GO) test -run=^$$ -fuzz=FuzzAppendDecimal -fuzztime=10s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./config
 	$(GO) test -run=^$$ -fuzz=FuzzMerge -fuzztime=30s ./aggregate
 	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s -fuzzminimizetime=3s ./auth

@@ -42,7 +42,7 @@ func appendAccessLine(b []byte, e *accessEntry) []byte {
 	b = append(b, `,"path":`...)
 	b = appendJSONBytes(b, x.path)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = appendDecimal(b, int64(e.status))
 	in := x.attempts.last
 	if r := x.route; r != nil {
 		b = append(b, r.logFields...)
@@ -63,11 +63,11 @@ func appendAccessLine(b []byte, e *accessEntry) []byte {
 		b = appendJSONBytes(b, x.scratch)
 	}
 	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(x.attempts.n), 10)
+	b = appendDecimal(b, int64(x.attempts.n))
 	b = append(b, `,"duration":`...)
 	b = appendMillis(b, e.duration)
 	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, int64(e.bytes), 10)
+	b = appendDecimal(b, int64(e.bytes))
 	b = append(b, `,"client_ip":"`...)
 	b = appendAddr(b, e.clientIP)
 	b = append(b, `","time":"`...)
@@ -116,6 +116,21 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 	return b
 }
 
+// appendDecimal appends n in decimal as strconv.AppendInt(b, n, 10) does,
+// without its general loop below 1000 (statuses, attempts, durations in
+// milliseconds, small bodies).
+func appendDecimal(b []byte, n int64) []byte {
+	switch {
+	case n < 0 || n >= 1000:
+		return strconv.AppendInt(b, n, 10)
+	case n >= 100:
+		return append(b, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
+	case n >= 10:
+		return append(b, byte('0'+n/10), byte('0'+n%10))
+	}
+	return append(b, byte('0'+n))
+}
+
 // appendMillis appends d in milliseconds with three decimals ("12.345").
 func appendMillis(b []byte, d time.Duration) []byte {
 	us := d.Microseconds()
@@ -123,7 +138,7 @@ func appendMillis(b []byte, d time.Duration) []byte {
 		b = append(b, '-')
 		us = -us
 	}
-	b = strconv.AppendInt(b, us/1000, 10)
+	b = appendDecimal(b, us/1000)
 	frac := us % 1000
 	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -219,4 +221,16 @@ func BenchmarkAppendAccessLine(b *testing.B) {
 	for b.Loop() {
 		buf = appendAccessLine(buf[:0], &e)
 	}
+}
+
+// FuzzAppendDecimal: appendDecimal writes what strconv.AppendInt does.
+func FuzzAppendDecimal(f *testing.F) {
+	for _, n := range []int64{0, 9, 10, 99, 100, 200, 999, 1000, -1, -1000, math.MaxInt64, math.MinInt64} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		if got, want := string(appendDecimal([]byte("x"), n)), "x"+strconv.FormatInt(n, 10); got != want {
+			t.Fatalf("appendDecimal(%d) = %q, want %q", n, got, want)
+		}
+	})
 }

@@ -123,17 +123,23 @@ func newIDGen(seed [8]byte) *idGen {
 	return g
 }
 
-// appendID appends a new id to dst.
+// appendID appends a new id to dst: the prefix and the counter in at
+// least 12 lowercase hex digits.
 func (g *idGen) appendID(dst []byte) []byte {
 	dst = append(dst, g.prefix[:]...)
 	n := g.n.Add(1)
-	var num [16]byte
-	b := strconv.AppendUint(num[:0], n, 16)
-	for i := len(b); i < 12; i++ {
-		dst = append(dst, '0')
+	if n >= 1<<48 { // more than 12 hex digits
+		return strconv.AppendUint(dst, n, 16)
 	}
-	return append(dst, b...)
+	var num [12]byte
+	for i := len(num) - 1; i >= 0; i-- {
+		num[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	return append(dst, num[:]...)
 }
+
+const hexDigits = "0123456789abcdef"
 
 // peerAddr returns the TCP peer's address, unmapped.
 func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
