@@ -139,8 +139,10 @@ func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *
 	trusted := len(g.trusted) > 0 && g.trusted.contains(peer)
 
 	x.scratch = x.scratch[:0]
-	if prior := h.PeekCanonical(headerXFF); trusted && len(prior) > 0 {
-		x.scratch = append(append(x.scratch, prior...), ", "...)
+	if trusted {
+		if prior := h.PeekCanonical(headerXFF); len(prior) > 0 {
+			x.scratch = append(append(x.scratch, prior...), ", "...)
+		}
 	}
 	x.scratch = appendAddr(x.scratch, peer)
 	h.SetCanonical(headerXFF, x.scratch)
