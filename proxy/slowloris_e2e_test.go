@@ -14,22 +14,30 @@ import (
 	"github.com/fastgate/fastgate/stub"
 )
 
-// TestE2ETrickledHeadersCutOff: a client that sends its header one byte at
-// a time is cut off at read_timeout, without the upstream hearing of it.
-func TestE2ETrickledHeadersCutOff(t *testing.T) {
-	s := startStub(t, "a", 0)
-	gw := startGateway(t, fmt.Sprintf(`
+// startOneRouteGateway starts a gateway with the given [server] settings
+// and one route, "/", to one instance at addr (route timeout 10s).
+func startOneRouteGateway(t *testing.T, server, addr string) *e2eGateway {
+	t.Helper()
+	return startGateway(t, fmt.Sprintf(`
 [server]
-read_timeout = "300ms"
+%s
 [[services]]
 name = "s"
+timeout = "10s"
   [[services.instances]]
   id = "a"
   addr = %q
 [[routes]]
 prefix = "/"
 service = "s"
-`, s.Addr()))
+`, server, addr))
+}
+
+// TestE2ETrickledHeadersCutOff: a client that sends its header one byte at
+// a time is cut off at read_timeout, without the upstream hearing of it.
+func TestE2ETrickledHeadersCutOff(t *testing.T) {
+	s := startStub(t, "a", 0)
+	gw := startOneRouteGateway(t, `read_timeout = "300ms"`, s.Addr())
 	c, err := net.DialTimeout("tcp", gw.addr, e2eTimeout)
 	if err != nil {
 		t.Fatal(err)
@@ -83,19 +91,7 @@ func TestE2EIdleKeepAliveClosed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			gw := startGateway(t, fmt.Sprintf(`
-[server]
-read_timeout = %q
-idle_timeout = %q
-[[services]]
-name = "s"
-  [[services.instances]]
-  id = "a"
-  addr = %q
-[[routes]]
-prefix = "/"
-service = "s"
-`, tt.read, tt.idle, s.Addr()))
+			gw := startOneRouteGateway(t, fmt.Sprintf("read_timeout = %q\nidle_timeout = %q", tt.read, tt.idle), s.Addr())
 			c := dialRaw(t, gw.addr)
 			if r := c.roundTrip(rawGet("/x")); r.status != 200 {
 				t.Fatalf("status %d, want 200", r.status)
@@ -123,19 +119,7 @@ func TestE2EWriteTimeoutCutsNonReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	gw := startGateway(t, fmt.Sprintf(`
-[server]
-write_timeout = "300ms"
-[[services]]
-name = "s"
-timeout = "10s"
-  [[services.instances]]
-  id = "big"
-  addr = %q
-[[routes]]
-prefix = "/"
-service = "s"
-`, s.Addr()))
+	gw := startOneRouteGateway(t, `write_timeout = "300ms"`, s.Addr())
 	c, err := net.DialTimeout("tcp", gw.addr, e2eTimeout)
 	if err != nil {
 		t.Fatal(err)
