@@ -169,7 +169,6 @@ func append2(b []byte, n int, sep byte) []byte {
 // control bytes escaped, invalid UTF-8 replaced by U+FFFD. Runs of bytes
 // that need nothing are copied whole.
 func appendJSONBytes(b, s []byte) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -184,7 +183,7 @@ func appendJSONBytes(b, s []byte) []byte {
 			b = append(b, '\\', c)
 			i++
 		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
 			i++
 		default: // utf8.RuneSelf or above
 			r, n := utf8.DecodeRune(s[i:])
