@@ -346,6 +346,33 @@ service = "raw"
 	}
 }
 
+// startRetryGateway starts a gateway with one service, name, routed at
+// prefix, whose two instances (ids, addrs) take up to retries retries per
+// request, with the breaker and the retry budget out of the way: issue 2's
+// retry semantics only, no ejection.
+func startRetryGateway(t *testing.T, name, prefix string, retries int, ids, addrs [2]string) *e2eGateway {
+	t.Helper()
+	return startGateway(t, fmt.Sprintf(`
+[[services]]
+name = %q
+retries = %d
+[services.breaker]
+consecutive_failures = 1000
+[services.limits]
+retry_budget = 1.0
+min_retries_per_second = 1000
+  [[services.instances]]
+  id = %q
+  addr = %q
+  [[services.instances]]
+  id = %q
+  addr = %q
+[[routes]]
+prefix = %q
+service = %q
+`, name, retries, ids[0], addrs[0], ids[1], addrs[1], prefix, name))
+}
+
 func TestE2ERetries(t *testing.T) {
 	series := func(svc, inst, outcome string) string {
 		return fmt.Sprintf(`fastgate_upstream_requests_total{service=%q,instance=%q,outcome=%q}`, svc, inst, outcome)
@@ -354,25 +381,7 @@ func TestE2ERetries(t *testing.T) {
 
 	t.Run("dial error retried for every method", func(t *testing.T) {
 		live := startStub(t, "live", 0)
-		gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "mixed"
-retries = 1
-[services.breaker]  # issue 2 retry semantics only: no ejection, no retry budget
-consecutive_failures = 1000
-[services.limits]
-retry_budget = 1.0
-min_retries_per_second = 1000
-  [[services.instances]]
-  id = "dead"
-  addr = %q
-  [[services.instances]]
-  id = "live"
-  addr = %q
-[[routes]]
-prefix = "/m"
-service = "mixed"
-`, closedAddr(t), live.Addr()))
+		gw := startRetryGateway(t, "mixed", "/m", 1, [2]string{"dead", "live"}, [2]string{closedAddr(t), live.Addr()})
 		c := newClient(t, gw.addr)
 		n := 0
 		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
@@ -404,25 +413,7 @@ service = "mixed"
 	t.Run("failure after send: GET retried, POST not", func(t *testing.T) {
 		closer := startRawUpstream(t, closeAfterRead)
 		live := startStub(t, "live", 0)
-		gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "flaky"
-retries = 1
-[services.breaker]  # issue 2 retry semantics only: no ejection, no retry budget
-consecutive_failures = 1000
-[services.limits]
-retry_budget = 1.0
-min_retries_per_second = 1000
-  [[services.instances]]
-  id = "closer"
-  addr = %q
-  [[services.instances]]
-  id = "live"
-  addr = %q
-[[routes]]
-prefix = "/f"
-service = "flaky"
-`, closer.addr(), live.Addr()))
+		gw := startRetryGateway(t, "flaky", "/f", 1, [2]string{"closer", "live"}, [2]string{closer.addr(), live.Addr()})
 		c := newClient(t, gw.addr)
 		for i := range 6 {
 			if r := do(t, c, "GET", "/f/x", nil); r.status != 200 || decodeStub(t, r).Instance != "live" {
@@ -491,25 +482,7 @@ service = "flaky"
 				if tt.first != nil {
 					firstAddr, hit = tt.first(t)
 				}
-				gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "b"
-retries = 1
-[services.breaker]  # issue 2 retry semantics only: no ejection, no retry budget
-consecutive_failures = 1000
-[services.limits]
-retry_budget = 1.0
-min_retries_per_second = 1000
-  [[services.instances]]
-  id = "first"
-  addr = %q
-  [[services.instances]]
-  id = "live"
-  addr = %q
-[[routes]]
-prefix = "/b"
-service = "b"
-`, firstAddr, live.Addr()))
+				gw := startRetryGateway(t, "b", "/b", 1, [2]string{"first", "live"}, [2]string{firstAddr, live.Addr()})
 				c := newClient(t, gw.addr)
 				retried := false
 				for i := 0; i < 4 && !retried; i++ {
@@ -551,25 +524,7 @@ service = "b"
 			t.Run(tt.name, func(t *testing.T) {
 				addr1, hits1 := tt.start(t)
 				addr2, hits2 := tt.start(t)
-				gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "bad"
-retries = 3
-[services.breaker]  # issue 2 retry semantics only: no ejection, no retry budget
-consecutive_failures = 1000
-[services.limits]
-retry_budget = 1.0
-min_retries_per_second = 1000
-  [[services.instances]]
-  id = "bad-1"
-  addr = %q
-  [[services.instances]]
-  id = "bad-2"
-  addr = %q
-[[routes]]
-prefix = "/bad"
-service = "bad"
-`, addr1, addr2))
+				gw := startRetryGateway(t, "bad", "/bad", 3, [2]string{"bad-1", "bad-2"}, [2]string{addr1, addr2})
 				if hits1 == nil { // refused: count attempts from the metrics
 					hits1 = func(text string) float64 { return metricValue(t, text, series("bad", "bad-1", "connect_error")) }
 					hits2 = func(text string) float64 { return metricValue(t, text, series("bad", "bad-2", "connect_error")) }
