@@ -224,7 +224,7 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, x *exchange, status int, d
 		status:   status,
 		duration: d,
 		bytes:    len(ctx.Response.Body()),
-		clientIP: g.clientIP(ctx),
+		clientIP: g.clientIP(ctx, x),
 		end:      end,
 	}
 	x.line = appendAccessLine(x.line[:0], &e)

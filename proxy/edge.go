@@ -282,7 +282,7 @@ func appendLimitKey(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, l *limite
 			return append(append(dst, "h:"...), v...)
 		}
 	}
-	return g.clientIP(ctx).AppendTo(append(dst, "ip:"...))
+	return g.clientIP(ctx, x).AppendTo(append(dst, "ip:"...))
 }
 
 func setRateLimitHeaders(h *fasthttp.ResponseHeader, d *ratelimit.Decision) {

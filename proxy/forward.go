@@ -131,11 +131,11 @@ func retryable(o outcome, method []byte) bool {
 }
 
 // setForwardedHeaders sets X-Forwarded-For/-Proto/-Host, X-Gateway-Service
-// (when r is not nil) and X-Request-ID. X-Forwarded-* from a trusted proxy are extended or kept;
-// from anyone else they are replaced.
+// (when r is not nil) and X-Request-ID. X-Forwarded-* from a trusted proxy
+// are extended or kept; from anyone else they are replaced.
 func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *route) {
 	h := &ctx.Request.Header
-	peer := peerAddr(ctx)
+	peer := x.peerAddr(ctx)
 	trusted := len(g.trusted) > 0 && g.trusted.contains(peer)
 
 	x.scratch = x.scratch[:0]
@@ -160,5 +160,7 @@ func (g *Gateway) setForwardedHeaders(ctx *fasthttp.RequestCtx, x *exchange, r *
 	if r != nil {
 		h.SetCanonical(headerGatewaySvc, r.up.name)
 	}
-	h.SetCanonical(headerRequestID, x.id)
+	if !x.idKept { // else the request already carries it
+		h.SetCanonical(headerRequestID, x.id)
+	}
 }

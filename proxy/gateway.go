@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -239,7 +240,10 @@ type exchange struct {
 	limited   bool               // decision is set and came from the store
 	flight    *cache.Flight      // held on a cache miss until stored
 	cacheMiss bool
-	hop       bool // the request has hop-by-hop headers to strip
+	hop       bool       // the request has hop-by-hop headers to strip
+	idKept    bool       // id is the client's X-Request-ID, already in the request
+	peer      netip.Addr // TCP peer, unmapped; valid once peerSet
+	peerSet   bool
 
 	trustedUser []byte   // a trusted X-User-ID, for aggregates
 	line        []byte   // the access-log line
@@ -258,6 +262,7 @@ func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch, x.trustedUser = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0], x.trustedUser[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
 	x.user, x.limited, x.flight, x.cacheMiss, x.hop = "", false, nil, false, false
+	x.idKept, x.peerSet = false, false
 	exchangePool.Put(x)
 }
 
@@ -265,18 +270,27 @@ func releaseExchange(x *exchange) {
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	start := ctx.Time() // read by the server when the request arrived
 	x := acquireExchange()
-	x.id = g.requestID(x.id, &ctx.Request)
+	x.id, x.idKept = g.requestID(x.id, &ctx.Request)
 	rm := g.dispatch(ctx, x, start)
 	g.observe(ctx, x, rm, start)
 	releaseExchange(x)
 }
 
-// requestID keeps a well-formed client X-Request-ID or makes a new one.
-func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) []byte {
+// requestID appends a well-formed client X-Request-ID to dst, reporting
+// kept, or else a new id.
+func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) (id []byte, kept bool) {
 	if id := req.Header.PeekCanonical(headerRequestID); validRequestID(id) {
-		return append(dst, id...)
+		return append(dst, id...), true
 	}
-	return g.ids.appendID(dst)
+	return g.ids.appendID(dst), false
+}
+
+// peerAddr is peerAddr(ctx), derived once per exchange.
+func (x *exchange) peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if !x.peerSet {
+		x.peer, x.peerSet = peerAddr(ctx), true
+	}
+	return x.peer
 }
 
 // dispatch answers ctx and returns the metrics of what answered it.

@@ -105,8 +105,8 @@ func (g *Gateway) serveMetrics(ctx *fasthttp.RequestCtx, x *exchange) {
 
 // clientIP is the client's address for logs and limits (see
 // trustedProxies.clientIP).
-func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
-	peer := peerAddr(ctx)
+func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx, x *exchange) netip.Addr {
+	peer := x.peerAddr(ctx)
 	if len(g.trusted) == 0 {
 		return peer
 	}
