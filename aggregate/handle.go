@@ -60,7 +60,8 @@ const (
 type call struct {
 	e       *Endpoint
 	refs    atomic.Int32
-	settled chan struct{} // signalled when only the handler's reference is left
+	pending atomic.Int32  // parts still running
+	settled chan struct{} // signalled by the last part to settle, while it still holds its reference
 	timer   *time.Timer
 	slots   []slot
 	results []result
@@ -151,6 +152,7 @@ func (e *Endpoint) user(ctx *fasthttp.RequestCtx) []byte {
 
 // start hands every part, with its deadline, to an idle worker or a new one.
 func (c *call) start(now time.Time) {
+	c.pending.Store(int32(len(c.slots)))
 	c.refs.Store(int32(len(c.slots)) + 1)
 	for i := range c.slots {
 		s := &c.slots[i]
@@ -187,7 +189,17 @@ func (s *slot) do() {
 	err := s.p.doer.DoDeadline(&s.req, &s.resp, s.deadline)
 	s.res = s.settle(err)
 	s.state.CompareAndSwap(slotRunning, slotDone)
-	s.c.unref()
+	c := s.c
+	if c.pending.Add(-1) == 0 {
+		// Signalled before this part's reference is dropped, so the call
+		// cannot be released (and reused) before the signal is in: release
+		// drains one the handler did not wait for.
+		select {
+		case c.settled <- struct{}{}:
+		default:
+		}
+	}
+	c.unref()
 }
 
 func (s *slot) settle(err error) result {
@@ -227,16 +239,9 @@ func (c *call) wait(deadline time.Time) {
 	c.timer.Stop() // Go >= 1.23 timers: no stale tick after Stop
 }
 
-// unref drops one reference: the handler is signalled when only its own is
-// left, and the last one out releases the call.
+// unref drops one reference; the last one out releases the call.
 func (c *call) unref() {
-	switch c.refs.Add(-1) {
-	case 1:
-		select {
-		case c.settled <- struct{}{}:
-		default:
-		}
-	case 0:
+	if c.refs.Add(-1) == 0 {
 		c.e.release(c)
 	}
 }
