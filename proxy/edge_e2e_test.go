@@ -1035,6 +1035,10 @@ func cacheStubHandler(ctx *fasthttp.RequestCtx) bool {
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 	case strings.Contains(p, "/cookie"):
 		ctx.Response.Header.Set("Set-Cookie", "session=s3cret; HttpOnly")
+	case strings.Contains(p, "/echo"): // an answer that depends on the query
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"uri":"` + string(ctx.Request.Header.RequestURI()) + `"}`)
+		return true
 	case strings.Contains(p, "/vary"):
 		ctx.Response.Header.Set("Vary", "Accept-Language")
 		ctx.SetContentType("application/json")
@@ -1054,6 +1058,11 @@ max_bytes = "4MiB"
 [[routes]]
 prefix = "/c"
 service = "svc"
+cache_ttl = "30s"
+[[routes]]
+prefix = "/strip"
+service = "svc"
+strip_prefix = "/strip"
 cache_ttl = "30s"
 [[routes]]
 prefix = "/slow"
@@ -1135,6 +1144,34 @@ cache_ttl = "30s"
 		}
 		if b := metricValue(t, scrape(t, gw), "fastgate_cache_bytes"); b <= 0 {
 			t.Errorf("fastgate_cache_bytes %v, want > 0", b)
+		}
+	})
+
+	// The forwarded target is written over the client's in place; the
+	// query the answer is stored under must still be the client's.
+	t.Run("rewritten target", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, first, other, firstURI string
+		}{
+			{"strip_prefix", "/strip/echo?a=1&b=2", "/strip/echo?b=2&b=2", "/echo?a=1&b=2"},
+			{"dot segment", "/c/./echo?xxpage=1&&", "/c/echo?page=1", "/c/echo?xxpage=1&&"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				want := `{"uri":"` + tt.firstURI + `"}`
+				r := do(t, c, "GET", tt.first, nil)
+				xcache(t, r, "MISS")
+				if string(r.body) != want {
+					t.Fatalf("GET %s: body %s, want %s", tt.first, r.body, want)
+				}
+				if o := do(t, c, "GET", tt.other, nil); o.get("X-Cache") == "HIT" {
+					t.Errorf("GET %s answered from the cache with %s", tt.other, o.body)
+				}
+				again := do(t, c, "GET", tt.first, nil)
+				xcache(t, again, "HIT")
+				if string(again.body) != want {
+					t.Errorf("repeated GET %s: body %s, want %s", tt.first, again.body, want)
+				}
+			})
 		}
 	})
 

@@ -12,12 +12,17 @@ import (
 // place (no copy of the body), tries instances in balancer order within the
 // route deadline, and leaves the upstream's response, or an error answer,
 // in ctx.Response.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query []byte, start time.Time) {
+//
+// query, a slice of the client's target, is invalid once forward has run:
+// the forwarded target is written over the client's. forward returns the
+// same bytes from x.uri, valid until x is released.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query []byte, start time.Time) []byte {
 	req, resp := &ctx.Request, &ctx.Response
 
 	x.uri = r.appendForwardPath(x.uri[:0], x.path)
 	if len(query) > 0 {
 		x.uri = append(append(x.uri, '?'), query...)
+		query = x.uri[len(x.uri)-len(query):]
 	}
 	// The server has parsed the client's target; setting the same bytes
 	// again would only make the client parse them a second time, to the
@@ -44,7 +49,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	if err != nil {
 		status, msg := statusFor(err)
 		writeError(ctx, status, msg, x.id)
-		return
+		return query
 	}
 	// The upstream's Connection: close is about the pooled connection.
 	resp.Header.ResetConnectionClose()
@@ -52,6 +57,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 		stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
 	}
 	resp.Header.SetCanonical(headerRequestID, x.id)
+	return query
 }
 
 // attemptLog records what try did, for the access log.

@@ -340,7 +340,7 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, x *exchange, r *route, qu
 		ctx.Response.Header.SetCanonical(headerAllow, r.allow)
 		g.decorate(ctx, x, r.edge)
 	case !g.before(ctx, x, r.edge, query):
-		g.forward(ctx, x, r, query, start)
+		query = g.forward(ctx, x, r, query, start)
 		g.after(ctx, x, r.edge, query)
 	}
 }
