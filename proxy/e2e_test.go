@@ -550,6 +550,8 @@ func TestE2EStatusMapping(t *testing.T) {
 	hang := startRawUpstream(t, hangAfterRead)
 	slow := []*rawUpstream{startRawUpstream(t, hangAfterRead), startRawUpstream(t, hangAfterRead), startRawUpstream(t, hangAfterRead)}
 	garbage := startRawUpstream(t, respondRaw("HELLO\r\n\r\n"))
+	truncated := startRawUpstream(t, respondRaw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Encoding: gzip\r\n"+
+		"Set-Cookie: session=s3cret\r\nCache-Control: public, max-age=3600\r\nLocation: https://elsewhere.example/\r\n\r\npartial"))
 	gw := startGateway(t, fmt.Sprintf(`
 [[services]]
 name = "refused"
@@ -599,6 +601,11 @@ name = "garbage"
   [[services.instances]]
   id = "garbage-1"
   addr = %q
+[[services]]
+name = "truncated"
+  [[services.instances]]
+  id = "truncated-1"
+  addr = %q
 
 [[routes]]
 prefix = "/refused"
@@ -616,7 +623,10 @@ timeout = "500ms"
 [[routes]]
 prefix = "/garbage"
 service = "garbage"
-`, closedAddr(t), closedAddr(t), down.Addr(), hang.addr(), slow[0].addr(), slow[1].addr(), slow[2].addr(), garbage.addr()))
+[[routes]]
+prefix = "/truncated"
+service = "truncated"
+`, closedAddr(t), closedAddr(t), down.Addr(), hang.addr(), slow[0].addr(), slow[1].addr(), slow[2].addr(), garbage.addr(), truncated.addr()))
 	for _, s := range gw.g.Services() {
 		if s.Name() == "down" {
 			s.Instances()[0].SetHealthy(false)
@@ -638,6 +648,13 @@ service = "garbage"
 	}{
 		{"all refused", "/refused/x", 502, 0, time.Second, nil},
 		{"malformed upstream answer", "/garbage/x", 502, 0, time.Second, nil},
+		{"answer cut off after its headers", "/truncated/x", 502, 0, time.Second, func(t *testing.T, r *response) {
+			for _, name := range []string{"set-cookie", "content-encoding", "cache-control", "location"} {
+				if v, ok := r.header[name]; ok {
+					t.Errorf("the error answer carries the failed answer's %s: %q", name, v)
+				}
+			}
+		}},
 		{"no available instance", "/down/x", 503, 0, time.Second, func(t *testing.T, r *response) {
 			if got := r.get("Retry-After"); got == "" || strings.Trim(got, "0123456789") != "" {
 				t.Errorf("Retry-After %q, want a number of seconds", got)

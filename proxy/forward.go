@@ -47,6 +47,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 		req.Header.SetConnectionClose()
 	}
 	if err != nil {
+		// A failed attempt may have left an answer's headers (Set-Cookie,
+		// Content-Encoding, Cache-Control...): none belongs on the error.
+		resp.Reset()
 		status, msg := statusFor(err)
 		writeError(ctx, status, msg, x.id)
 		return query
