@@ -242,6 +242,10 @@ name = "users"
 		{"request id with space replaced", direct, "", "127.0.0.1", "", "bad id", "http", "front.example:8443"},
 		{"request id with slash replaced", direct, "", "127.0.0.1", "", "a/b", "http", "front.example:8443"},
 		{"request id with quote replaced", direct, "", "127.0.0.1", "", `a"b`, "http", "front.example:8443"},
+		// A second Connection line naming the kept id: stripped with the
+		// client's header, then set again by the gateway, the same value.
+		{"kept request id named in Connection", direct, "Connection: X-Request-ID\r\n", "127.0.0.1", "trace-1", "trace-1", "http", "front.example:8443"},
+		{"second Connection line", direct, "Connection: X-Second-Hop\r\nX-Second-Hop: 1\r\n", "127.0.0.1", "", "", "http", "front.example:8443"},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -260,7 +264,7 @@ name = "users"
 			}
 			got := lastReceived(t, users)
 			h := upstreamHeaders(got)
-			for _, name := range []string{"connection", "x-custom-hop", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"} {
+			for _, name := range []string{"connection", "x-custom-hop", "x-second-hop", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"} {
 				if v, ok := h[name]; ok {
 					t.Errorf("upstream got hop-by-hop %s: %q", name, v)
 				}

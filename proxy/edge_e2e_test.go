@@ -204,6 +204,18 @@ auth = "jwt"
 		}
 	})
 
+	t.Run("X-User-ID named in Connection", func(t *testing.T) {
+		// Hop-by-hop headers go before the middleware runs: the client
+		// cannot make the gateway strip the X-User-ID it sets.
+		r := do(t, c, "GET", "/auth/conn", nil, append(bearer(valid), "Connection", "X-User-ID")...)
+		if r.status != 200 {
+			t.Fatalf("status %d (%s), want 200", r.status, r.body)
+		}
+		if got := upstreamHeaders(lastReceivedURI(t, s, "/auth/conn"))["x-user-id"]; len(got) != 1 || got[0] != "42" {
+			t.Errorf("upstream X-User-ID %q, want [42]", got)
+		}
+	})
+
 	t.Run("valid RS256", func(t *testing.T) {
 		rs := *jc
 		rs.SigningKeyFile = edgeKeyFile(t, "demo-rs256.pem")

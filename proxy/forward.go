@@ -35,10 +35,6 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	// it for the server, never send it upstream.
 	closeClient := req.Header.ConnectionClose()
 	req.Header.ResetConnectionClose()
-	if x.hop { // seen by checkRequest's scan of the raw headers
-		stripHopByHop(req.Header.PeekBytes, req.Header.DelBytes)
-		req.Header.DelBytes(headerExpect)
-	}
 	g.setForwardedHeaders(ctx, x, r)
 
 	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start, x.deadline)
@@ -57,7 +53,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	// The upstream's Connection: close is about the pooled connection.
 	resp.Header.ResetConnectionClose()
 	if responseHasHopByHop(&resp.Header) {
-		stripHopByHop(resp.Header.PeekBytes, resp.Header.DelBytes)
+		stripHopByHop(resp.Header.PeekAll, resp.Header.DelBytes)
 	}
 	resp.Header.SetCanonical(headerRequestID, x.id)
 	return query

@@ -299,6 +299,9 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		g.reject(ctx, x, status, msg)
 		return g.rejected
 	}
+	if x.hop { // seen by checkRequest's scan of the raw headers
+		stripRequestHopByHop(&ctx.Request.Header, x)
+	}
 	rawPath, query, err := SplitTarget(ctx.Request.Header.RequestURI())
 	if err == nil {
 		x.path, err = AppendNormalizedPath(x.path[:0], rawPath)

@@ -28,22 +28,45 @@ var (
 )
 
 // stripHopByHop removes the headers that only concern one connection: every
-// header named by Connection, Connection itself and the fixed list of RFC
-// 9110 section 7.6.1. fasthttp keeps "close" out of the Connection value (it
-// is the ConnectionClose flag, handled by the caller).
-func stripHopByHop(peek func([]byte) []byte, del func([]byte)) {
-	if conn := peek(headerConnection); len(conn) > 0 {
-		for len(conn) > 0 {
-			var tok []byte
-			tok, conn = nextToken(conn)
-			if len(tok) > 0 {
-				del(tok)
+// header named by any Connection line, Connection itself and the fixed list
+// of RFC 9110 section 7.6.1. fasthttp keeps "close" out of the Connection
+// value (it is the ConnectionClose flag, handled by the caller).
+//
+// peekAll is the header's PeekAll: its values stay readable while del
+// removes fields, which only moves them within the header.
+func stripHopByHop(peekAll func(string) [][]byte, del func([]byte)) {
+	if conns := peekAll(b2s(headerConnection)); len(conns) > 0 {
+		for _, conn := range conns {
+			for len(conn) > 0 {
+				var tok []byte
+				tok, conn = nextToken(conn)
+				if len(tok) > 0 {
+					del(tok)
+				}
 			}
 		}
 		del(headerConnection)
 	}
 	for _, h := range hopByHopHeaders {
 		del(h)
+	}
+}
+
+// stripRequestHopByHop removes the request's hop-by-hop headers and Expect
+// (fasthttp has answered 100-continue), before any middleware reads the
+// request or the gateway sets its own headers: a header the client named in
+// Connection reaches neither the middleware nor the upstream, and cannot
+// remove one the gateway sets (X-User-ID, X-Request-ID). The client's
+// Connection: close stays with the server.
+func stripRequestHopByHop(h *fasthttp.RequestHeader, x *exchange) {
+	closeConn := h.ConnectionClose()
+	stripHopByHop(h.PeekAll, h.DelBytes)
+	h.DelBytes(headerExpect)
+	if closeConn {
+		h.SetConnectionClose()
+	}
+	if x.idKept && len(h.PeekCanonical(headerRequestID)) == 0 {
+		x.idKept = false // named in Connection: the id is set again upstream
 	}
 }
 
