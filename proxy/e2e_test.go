@@ -245,6 +245,11 @@ name = "users"
 		// A second Connection line naming the kept id: stripped with the
 		// client's header, then set again by the gateway, the same value.
 		{"kept request id named in Connection", direct, "Connection: X-Request-ID\r\n", "127.0.0.1", "trace-1", "trace-1", "http", "front.example:8443"},
+		// Repeated lines of the headers the gateway owns: one value arrives.
+		{"repeated spoofs replaced", direct, "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: http\r\nx-forwarded-proto: https\r\n" +
+			"X-Forwarded-Host: a.example\r\nX-Forwarded-Host: evil.example\r\nX-Gateway-Service: a\r\nX-Gateway-Service: evil\r\nX-Request-ID: bad id\r\n", "127.0.0.1", "", "evil-2", "http", "front.example:8443"},
+		{"repeated request id: the first kept", direct, "X-Request-ID: first-1\r\n", "127.0.0.1", "first-1", "second-2", "http", "front.example:8443"},
+		{"trusted XFF lines joined", behindProxy, "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n", "1.2.3.4, 5.6.7.8, 9.9.9.9, 127.0.0.1", "", "", "http", "front.example:8443"},
 		{"second Connection line", direct, "Connection: X-Second-Hop\r\nX-Second-Hop: 1\r\n", "127.0.0.1", "", "", "http", "front.example:8443"},
 	}
 	seen := map[string]bool{}

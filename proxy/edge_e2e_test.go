@@ -216,6 +216,17 @@ auth = "jwt"
 		}
 	})
 
+	t.Run("repeated X-User-ID", func(t *testing.T) {
+		r := dialRaw(t, gw.addr).roundTrip("GET /auth/dup HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer " + valid +
+			"\r\nX-User-ID: 999\r\nx-user-id: 998\r\n\r\n")
+		if r.status != 200 {
+			t.Fatalf("status %d (%s), want 200", r.status, r.body)
+		}
+		if got := upstreamHeaders(lastReceivedURI(t, s, "/auth/dup"))["x-user-id"]; len(got) != 1 || got[0] != "42" {
+			t.Errorf("upstream X-User-ID %q, want [42]", got)
+		}
+	})
+
 	t.Run("valid RS256", func(t *testing.T) {
 		rs := *jc
 		rs.SigningKeyFile = edgeKeyFile(t, "demo-rs256.pem")

@@ -241,6 +241,7 @@ type exchange struct {
 	flight    *cache.Flight      // held on a cache miss until stored
 	cacheMiss bool
 	hop       bool       // the request has hop-by-hop headers to strip
+	dupOwned  uint8      // owned headers the request repeats (ownedHeader bits)
 	idKept    bool       // id is the client's X-Request-ID, already in the request
 	peer      netip.Addr // TCP peer, unmapped; valid once peerSet
 	peerSet   bool
@@ -262,7 +263,7 @@ func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch, x.trustedUser = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0], x.trustedUser[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
 	x.user, x.limited, x.flight, x.cacheMiss, x.hop = "", false, nil, false, false
-	x.idKept, x.peerSet = false, false
+	x.idKept, x.peerSet, x.dupOwned = false, false, 0
 	exchangePool.Put(x)
 }
 
@@ -301,6 +302,9 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 	}
 	if x.hop { // seen by checkRequest's scan of the raw headers
 		stripRequestHopByHop(&ctx.Request.Header, x)
+	}
+	if x.dupOwned != 0 {
+		collapseOwned(&ctx.Request.Header, x, x.dupOwned)
 	}
 	rawPath, query, err := SplitTarget(ctx.Request.Header.RequestURI())
 	if err == nil {

@@ -28,7 +28,8 @@ import (
 //   - Transfer-Encoding with Content-Length, repeated, or not ending in
 //     chunked -> 400; a coding other than chunked -> 501.
 //
-// It also notes in x.hop whether a hop-by-hop header is present.
+// It also notes in x.hop whether a hop-by-hop header is present, and in
+// x.dupOwned which owned headers (ownedHeader) are repeated.
 func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) (int, string) {
 	if len(ctx.Request.Header.RequestURI()) > g.maxURI {
 		return fasthttp.StatusRequestURITooLong, msgURITooLong
@@ -46,6 +47,7 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) (int, stri
 	}
 	var hosts, lengths, encodings int
 	var te []byte
+	var owned uint8 // owned headers seen
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' { // bare LF, or no line end at all
@@ -66,6 +68,10 @@ func (g *Gateway) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) (int, stri
 		name, value := line[:colon], line[colon+1:]
 		if isHopByHop(name) {
 			x.hop = true
+		}
+		if o := ownedHeader(name); o != 0 {
+			x.dupOwned |= owned & o
+			owned |= o
 		}
 		if !validFieldValue(value) {
 			return fasthttp.StatusBadRequest, msgBadRequest

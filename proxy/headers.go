@@ -70,6 +70,82 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, x *exchange) {
 	}
 }
 
+// Bits for the headers the gateway owns: it sets, replaces or trusts one
+// value of each, so a client's repeated line must not carry a second value
+// past it (SetCanonical and PeekCanonical see only the first line).
+const (
+	ownedXFF uint8 = 1 << iota
+	ownedXFProto
+	ownedXFHost
+	ownedGatewaySvc
+	ownedRequestID
+	ownedUserID
+)
+
+// ownedHeaders lists the owned headers with their bits, for collapseOwned.
+var ownedHeaders = [...]struct {
+	bit uint8
+	key []byte
+}{
+	{ownedXFF, headerXFF}, {ownedXFProto, headerXFProto}, {ownedXFHost, headerXFHost},
+	{ownedGatewaySvc, headerGatewaySvc}, {ownedRequestID, headerRequestID}, {ownedUserID, headerUserID},
+}
+
+// ownedHeader returns name's bit when it is an owned header
+// (case-insensitive), else 0.
+func ownedHeader(name []byte) uint8 {
+	switch len(name) {
+	case 9:
+		if equalFoldBytes(name, "x-user-id") {
+			return ownedUserID
+		}
+	case 12:
+		if equalFoldBytes(name, "x-request-id") {
+			return ownedRequestID
+		}
+	case 15:
+		if equalFoldBytes(name, "x-forwarded-for") {
+			return ownedXFF
+		}
+	case 16:
+		if equalFoldBytes(name, "x-forwarded-host") {
+			return ownedXFHost
+		}
+	case 17:
+		switch {
+		case equalFoldBytes(name, "x-forwarded-proto"):
+			return ownedXFProto
+		case equalFoldBytes(name, "x-gateway-service"):
+			return ownedGatewaySvc
+		}
+	}
+	return 0
+}
+
+// collapseOwned leaves one line of each owned header in dup that the client
+// repeated: X-Forwarded-For's lines joined in order into one list (RFC 9110
+// section 5.3), the first line of the others. Everything after it (the
+// trusted-proxy rules, auth, the forwarded headers) sees that one value.
+func collapseOwned(h *fasthttp.RequestHeader, x *exchange, dup uint8) {
+	for _, o := range ownedHeaders {
+		if dup&o.bit == 0 {
+			continue
+		}
+		vals := h.PeekAll(b2s(o.key))
+		if len(vals) < 2 {
+			continue // a line was named in Connection and stripped
+		}
+		x.scratch = append(x.scratch[:0], vals[0]...)
+		if o.bit == ownedXFF {
+			for _, v := range vals[1:] {
+				x.scratch = append(append(x.scratch, ", "...), v...)
+			}
+		}
+		h.DelBytes(o.key)
+		h.SetCanonical(o.key, x.scratch)
+	}
+}
+
 // isHopByHop reports whether name is a header stripHopByHop removes by
 // name (or Connection, or Expect), case-insensitively. It lets callers skip
 // the removals, one scan of the headers each, when none is present.
