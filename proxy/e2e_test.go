@@ -5,6 +5,7 @@ package proxy
 // e2e_helpers_test.go.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -305,6 +306,104 @@ name = "users"
 			seen[id] = true
 			if echo := r.header["x-request-id"]; len(echo) != 1 || echo[0] != id {
 				t.Errorf("response X-Request-ID %q, want [%q] as sent upstream", echo, id)
+			}
+		})
+	}
+}
+
+// parsingUpstream answers 200 to every request, handing each, as fasthttp
+// parsed it (trailer section included), to got.
+func parsingUpstream(t *testing.T) (addr string, got chan *fasthttp.Request) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	got = make(chan *fasthttp.Request, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req := &fasthttp.Request{}
+					_ = c.SetReadDeadline(time.Now().Add(e2eTimeout))
+					if req.Read(br) != nil {
+						return
+					}
+					got <- req
+					if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), got
+}
+
+// TestE2ERequestTrailers: request trailer fields are dropped, never sent
+// upstream nor merged into the header section.
+func TestE2ERequestTrailers(t *testing.T) {
+	addr, got := parsingUpstream(t)
+	gw := startGateway(t, fmt.Sprintf(`
+[[services]]
+name = "raw"
+retries = 0
+  [[services.instances]]
+  id = "raw-1"
+  addr = %q
+[[routes]]
+prefix = "/raw"
+service = "raw"
+`, addr))
+	tests := []struct {
+		name    string
+		head    string // header lines besides Host and Transfer-Encoding
+		trailer string // trailer section lines
+		status  int
+		absent  string // a header the upstream must not see, in either section
+	}{
+		{"trailer named like a gateway header", "", "X-Gateway-Service: evil\r\n", 200, ""},
+		{"announced trailer", "Trailer: X-Checksum\r\n", "X-Checksum: abc\r\n", 200, "X-Checksum"},
+		{"unannounced trailer", "", "X-Checksum: abc\r\n", 200, "X-Checksum"},
+		{"trailer repeating a header field", "X-Tag: a\r\n", "X-Tag: b\r\n", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := dialRaw(t, gw.addr).roundTrip("POST /raw/x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n" + tt.head +
+				"\r\n5\r\nhello\r\n0\r\n" + tt.trailer + "\r\n")
+			if r.status != tt.status {
+				t.Fatalf("status %d (%s), want %d", r.status, r.body, tt.status)
+			}
+			if tt.status != 200 {
+				checkErrorAnswer(t, r, tt.status)
+				return
+			}
+			var req *fasthttp.Request
+			select {
+			case req = <-got:
+			case <-time.After(e2eTimeout):
+				t.Fatal("the upstream got no request")
+			}
+			if keys := req.Header.PeekTrailerKeys(); len(keys) != 0 {
+				t.Errorf("upstream request announces trailers %q", keys)
+			}
+			if string(req.Body()) != "hello" {
+				t.Errorf("upstream body %q, want hello", req.Body())
+			}
+			if v := req.Header.PeekAll("X-Gateway-Service"); len(v) != 1 || string(v[0]) != "raw" {
+				t.Errorf("upstream X-Gateway-Service %q, want [raw]", v)
+			}
+			if tt.absent != "" {
+				if v := req.Header.PeekAll(tt.absent); len(v) != 0 {
+					t.Errorf("upstream got %s %q, want none", tt.absent, v)
+				}
 			}
 		})
 	}

@@ -300,6 +300,12 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		g.reject(ctx, x, status, msg)
 		return g.rejected
 	}
+	// Trailers first: deleting the Trailer header (a hop-by-hop one) would
+	// merge their values into the header section.
+	if len(ctx.Request.Header.PeekTrailerKeys()) > 0 && !dropTrailers(&ctx.Request.Header, x) {
+		g.reject(ctx, x, fasthttp.StatusBadRequest, msgBadRequest)
+		return g.rejected
+	}
 	if x.hop { // seen by checkRequest's scan of the raw headers
 		stripRequestHopByHop(&ctx.Request.Header, x)
 	}

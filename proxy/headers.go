@@ -23,6 +23,7 @@ var (
 	protoHTTP         = []byte("http")
 	protoHTTPS        = []byte("https")
 	hopByHopHeaders   = [][]byte{[]byte("Keep-Alive"), []byte("Proxy-Connection"), []byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("TE"), []byte("Trailer"), []byte("Upgrade")}
+	headerTrailer     = canonical("Trailer")
 	headerExpect      = canonical("Expect") // fasthttp answers 100-continue itself and reads the body before the handler
 	maxRequestIDBytes = 128
 )
@@ -68,6 +69,49 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, x *exchange) {
 	if x.idKept && len(h.PeekCanonical(headerRequestID)) == 0 {
 		x.idKept = false // named in Connection: the id is set again upstream
 	}
+}
+
+// dropTrailers discards the request's trailer fields, as RFC 9110 section
+// 6.5.1 allows and nginx does. Kept, they would go upstream in a chunked
+// body, and a trailer named like a header the gateway sets would take that
+// header's value out of the header section; merged into the header section
+// (fasthttp does that when Trailer is deleted) they would be header lines
+// the client never sent as such. It reports false, dropping nothing, when a
+// trailer field repeats a field of the header section: one cannot go
+// without the other, and the request is ambiguous.
+func dropTrailers(h *fasthttp.RequestHeader, x *exchange) bool {
+	raw := h.RawHeaders()
+	x.scratch = x.scratch[:0]
+	for _, k := range h.PeekTrailerKeys() {
+		if rawHasField(raw, k) {
+			return false
+		}
+		x.scratch = append(append(x.scratch, k...), ',') // names are tokens: no comma
+	}
+	h.DelBytes(headerTrailer) // the values return to the header section...
+	for names := x.scratch; len(names) > 0; {
+		i := bytes.IndexByte(names, ',')
+		h.DelBytes(names[:i]) // ...and leave it
+		names = names[i+1:]
+	}
+	return true
+}
+
+// rawHasField reports whether the raw header block has a field named name
+// (case-insensitive). The guard has checked the block's syntax.
+func rawHasField(raw, name []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && bytes.EqualFold(line[:colon], name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Bits for the headers the gateway owns: it sets, replaces or trusts one
