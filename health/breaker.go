@@ -81,7 +81,8 @@ func (e *Ejector) Ejected() int { return int(e.ejected.Load()) }
 //
 // State lives in atomics: Allow takes no lock, allocates nothing and reads
 // the clock only while open. OnChange, when set, is called on trips and
-// closes (not on open -> half-open, which happens inside Allow).
+// closes (not on open -> half-open, which happens inside Allow), after the
+// new state is visible.
 //
 // It is safe calling Breaker methods from concurrently running goroutines.
 // It is forbidden copying Breaker values.
@@ -92,13 +93,53 @@ type Breaker struct {
 	window   *Window // nil when ErrorRatio is off
 	OnChange func(from, to State, openFor time.Duration)
 
-	state       atomic.Int32
+	// word is the state with the counters that belong to it (see
+	// wordState): one compare-and-swap moves both, so a probe is never
+	// admitted or counted in a half-open period other than the one it
+	// read, and a stale Allow cannot end a later trip's open period.
+	word atomic.Uint64
+
+	// A trip or a close first claims the word (tripping, closing), then
+	// sets the fields below that the next state reads, then publishes that
+	// state: no reader sees Open before its openUntil, nor Closed before
+	// trips, consecutive and the window are reset and the ejector slot is
+	// released. Only the claim holder writes openUntil and trips.
 	consecutive atomic.Int32 // failures in a row while closed
 	trips       atomic.Int32 // trips since the breaker last closed
-	openUntil   atomic.Int64 // unix nanoseconds
-	probes      atomic.Int32 // admitted while half-open
-	probesOK    atomic.Int32 // succeeded while half-open
+	openUntil   atomic.Int64 // unix nanoseconds; read only while Open
 	ejections   atomic.Int64 // trips so far
+}
+
+// The state word: bits 0-2 hold the state; while Open, the next countBits
+// bits hold the trip's sequence number (Ejections, wrapping); while
+// HalfOpen, they count the probes admitted and the countBits above them
+// the successes. Closed has no counters: the word is 0.
+const (
+	stateBits  = 3
+	stateMask  = 1<<stateBits - 1
+	countBits  = 30
+	countMask  = 1<<countBits - 1
+	admitShift = stateBits
+	okShift    = stateBits + countBits
+
+	wordClosed = uint64(Closed)
+
+	// A transition claimed by one goroutine, which publishes the next
+	// state once the fields it reads are set. Allow refuses and Record
+	// ignores results meanwhile.
+	tripping = 3 // to Open; State reads Open
+	closing  = 4 // to Closed; State reads HalfOpen
+)
+
+// wordState is the State a word shows callers.
+func wordState(w uint64) State {
+	switch w & stateMask {
+	case tripping:
+		return Open
+	case closing:
+		return HalfOpen
+	}
+	return State(w & stateMask)
 }
 
 // NewBreaker returns a closed breaker. ejector may be shared by the
@@ -112,8 +153,9 @@ func NewBreaker(cfg *BreakerConfig, clock Clock, ejector *Ejector) *Breaker {
 }
 
 // State is the current state (an open breaker whose period has passed
-// reads Open until the next Allow).
-func (b *Breaker) State() State { return State(b.state.Load()) }
+// reads Open until the next Allow). A trip in progress reads Open and a
+// close in progress HalfOpen; Allow refuses during both.
+func (b *Breaker) State() State { return wordState(b.word.Load()) }
 
 // ConsecutiveFailures is the current run of failures while closed.
 func (b *Breaker) ConsecutiveFailures() int { return int(b.consecutive.Load()) }
@@ -121,34 +163,46 @@ func (b *Breaker) ConsecutiveFailures() int { return int(b.consecutive.Load()) }
 // Ejections counts the trips so far.
 func (b *Breaker) Ejections() int64 { return b.ejections.Load() }
 
+// probeLimit is HalfOpenRequests as a count of the state word (capped at
+// countMask, about a billion).
+func (b *Breaker) probeLimit() uint64 {
+	return uint64(min(max(b.cfg.HalfOpenRequests, 0), countMask))
+}
+
 // Allow reports whether a request may go to the instance now, and admits it
 // as a probe while half-open.
 func (b *Breaker) Allow() bool {
-	switch State(b.state.Load()) {
-	case Closed:
+	w := b.word.Load()
+	if w == wordClosed {
 		return true
-	case Open:
+	}
+	if w&stateMask == uint64(Open) {
+		// The trip stored openUntil before publishing w; a later trip's
+		// openUntil (read after the word moved on) only refuses.
 		if b.clock.Now().UnixNano() < b.openUntil.Load() {
 			return false
 		}
-		if b.state.CompareAndSwap(int32(Open), int32(HalfOpen)) {
-			b.probes.Store(0)
-			b.probesOK.Store(0)
-		}
+		// w carries its trip's sequence number: this fails if that trip's
+		// open period already ended and another trip followed.
+		b.word.CompareAndSwap(w, uint64(HalfOpen))
+		w = b.word.Load()
 	}
-	for State(b.state.Load()) == HalfOpen {
-		n := b.probes.Load()
-		if int(n) >= b.cfg.HalfOpenRequests {
+	limit := b.probeLimit()
+	for w&stateMask == uint64(HalfOpen) {
+		if w>>admitShift&countMask >= limit {
 			return false
 		}
-		if b.probes.CompareAndSwap(n, n+1) {
+		if b.word.CompareAndSwap(w, w+1<<admitShift) {
 			return true
 		}
+		w = b.word.Load()
 	}
 	return false
 }
 
-// Record counts the outcome of one request sent to the instance.
+// Record counts the outcome of one request sent to the instance. Results
+// arriving while open (or while a trip or close is in progress) are
+// ignored; while half-open every result counts, probe or late.
 //
 // A success on a breaker without an error-ratio window reads no clock.
 func (b *Breaker) Record(failed bool) {
@@ -159,8 +213,8 @@ func (b *Breaker) Record(failed bool) {
 	if b.window != nil {
 		b.window.Add(now, failed)
 	}
-	switch State(b.state.Load()) {
-	case Closed:
+	switch b.word.Load() & stateMask {
+	case uint64(Closed):
 		if !failed {
 			b.consecutive.Store(0)
 			return
@@ -168,11 +222,11 @@ func (b *Breaker) Record(failed bool) {
 		if int(b.consecutive.Add(1)) >= b.cfg.ConsecutiveFailures || b.ratioExceeded(now) {
 			b.trip(now, Closed)
 		}
-	case HalfOpen:
+	case uint64(HalfOpen):
 		if failed {
 			b.trip(now, HalfOpen)
-		} else if int(b.probesOK.Add(1)) >= b.cfg.HalfOpenRequests {
-			b.close()
+		} else {
+			b.probeSucceeded()
 		}
 	}
 }
@@ -185,24 +239,68 @@ func (b *Breaker) ratioExceeded(now time.Time) bool {
 	return total >= int64(b.cfg.MinRequests) && float64(failed) >= b.cfg.ErrorRatio*float64(total)
 }
 
+// probeSucceeded counts a success while half-open, and closes the breaker
+// at HalfOpenRequests of them.
+func (b *Breaker) probeSucceeded() {
+	limit := b.probeLimit()
+	for {
+		w := b.word.Load()
+		if w&stateMask != uint64(HalfOpen) {
+			return
+		}
+		if w>>okShift&countMask+1 < limit {
+			if b.word.CompareAndSwap(w, w+1<<okShift) {
+				return
+			}
+		} else if b.word.CompareAndSwap(w, closing) {
+			b.close()
+			return
+		}
+	}
+}
+
 // trip opens the breaker from state from. From closed it needs the
 // ejector's permission; without it the breaker stays closed (panic mode).
 func (b *Breaker) trip(now time.Time, from State) {
-	if from == Closed && b.ejector != nil && !b.ejector.acquire() {
-		return
-	}
-	if !b.state.CompareAndSwap(int32(from), int32(Open)) {
-		if from == Closed && b.ejector != nil {
-			b.ejector.release()
+	if from == Closed {
+		if b.word.Load() != wordClosed { // another trip won; keep its slot free
+			return
 		}
+		if b.ejector != nil && !b.ejector.acquire() {
+			return
+		}
+		if !b.word.CompareAndSwap(wordClosed, tripping) {
+			if b.ejector != nil {
+				b.ejector.release()
+			}
+			return
+		}
+	} else if !b.claim(HalfOpen, tripping) {
 		return
 	}
+	// Claimed: until the Store below, nobody else writes these, and nobody
+	// reads openUntil.
 	d := b.openPeriod(int(b.trips.Add(1)))
 	b.openUntil.Store(now.Add(d).UnixNano())
 	b.consecutive.Store(0)
-	b.ejections.Add(1)
+	seq := uint64(b.ejections.Add(1))
+	b.word.Store(uint64(Open) | seq&countMask<<admitShift)
 	if b.OnChange != nil {
 		b.OnChange(from, Open, d)
+	}
+}
+
+// claim moves the word from state from (whatever its counters) to the
+// transition to, and reports whether this call did.
+func (b *Breaker) claim(from State, to uint64) bool {
+	for {
+		w := b.word.Load()
+		if w&stateMask != uint64(from) {
+			return false
+		}
+		if b.word.CompareAndSwap(w, to) {
+			return true
+		}
 	}
 }
 
@@ -216,10 +314,9 @@ func (b *Breaker) openPeriod(trips int) time.Duration {
 	return min(d, b.cfg.MaxOpenFor)
 }
 
+// close finishes a close claimed by probeSucceeded: it resets what a closed
+// breaker reads and frees the ejector slot, then publishes Closed.
 func (b *Breaker) close() {
-	if !b.state.CompareAndSwap(int32(HalfOpen), int32(Closed)) {
-		return
-	}
 	b.trips.Store(0)
 	b.consecutive.Store(0)
 	if b.window != nil {
@@ -228,6 +325,7 @@ func (b *Breaker) close() {
 	if b.ejector != nil {
 		b.ejector.release()
 	}
+	b.word.Store(wordClosed)
 	if b.OnChange != nil {
 		b.OnChange(HalfOpen, Closed, 0)
 	}
