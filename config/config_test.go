@@ -563,6 +563,17 @@ func TestOneProblem(t *testing.T) {
 		{"strip_prefix trailing slash", svc("a", "") + "[[routes]]\nprefix = \"/api/v1\"\nservice = \"a\"\nstrip_prefix = \"/api/\"  #@\n", "routes[0].strip_prefix", "must not end with /"},
 		{"method with space", svc("a", "") + "[[routes]]\nprefix = \"/a\"\nservice = \"a\"\nmethods = [\"GET\", \"PO ST\"]  #@\n", "routes[0].methods[1]", "bad method"},
 		{"method empty", svc("a", "") + "[[routes]]\nprefix = \"/a\"\nservice = \"a\"\nmethods = [\"\"]  #@\n", "routes[0].methods[0]", "bad method"},
+		// TOML has nan and inf; a range check that NaN passes turned the
+		// ratio check off (error_ratio) or retries off (retry_budget).
+		{"error_ratio nan", svc("a", "[services.breaker]\nerror_ratio = nan  #@\n"), "services[0].breaker.error_ratio", "must be within 0..1, got NaN"},
+		{"error_ratio -nan", svc("a", "[services.breaker]\nerror_ratio = -nan  #@\n"), "services[0].breaker.error_ratio", "must be within 0..1, got NaN"},
+		{"error_ratio inf", svc("a", "[services.breaker]\nerror_ratio = inf  #@\n"), "services[0].breaker.error_ratio", "must be within 0..1, got +Inf"},
+		{"error_ratio -inf", svc("a", "[services.breaker]\nerror_ratio = -inf  #@\n"), "services[0].breaker.error_ratio", "must be within 0..1, got -Inf"},
+		{"error_ratio above 1", svc("a", "[services.breaker]\nerror_ratio = 1.5  #@\n"), "services[0].breaker.error_ratio", "must be within 0..1, got 1.5"},
+		{"retry_budget nan", svc("a", "[services.limits]\nretry_budget = nan  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got NaN"},
+		{"retry_budget +inf", svc("a", "[services.limits]\nretry_budget = +inf  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got +Inf"},
+		{"retry_budget -inf", svc("a", "[services.limits]\nretry_budget = -inf  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got -Inf"},
+		{"retry_budget negative", svc("a", "[services.limits]\nretry_budget = -0.1  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got -0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			line := lineOf(t, tc.doc, "#@")

@@ -12,7 +12,7 @@ import (
 // FuzzParse checks Parse's contract on any input: it never panics; a failure
 // is a non-empty Problems, each naming a key, saying what is wrong and
 // pointing at a line of the document, in file order; a success has every
-// route's service and only valid weights.
+// route's service, only valid weights and ratios within 0..1.
 func FuzzParse(f *testing.F) {
 	demo, err := os.ReadFile("../config.toml")
 	if err != nil {
@@ -31,6 +31,7 @@ func FuzzParse(f *testing.F) {
 		"[[services]]\nname=\"a\"\nretries=9223372036854775807\n[[services.instances]]\nid=\"x\"\naddr=\"1.1.1.1:1\"\n[[routes]]\nprefix=\"/a\"\nservice=\"a\"\n",
 		"[[services.instances]]\nid=\"x\"\n[[services]]\nname=\"a\"\n",
 		"[[services]]\nname=\"a\"\nfoo.bar=1\n[[services.instances]]\nid=\"x\"\naddr=\"1.1.1.1:1\"\n",
+		"[[services]]\nname=\"a\"\n[services.breaker]\nerror_ratio=nan\n[services.limits]\nretry_budget=nan\n[[services.instances]]\nid=\"x\"\naddr=\"1.1.1.1:1\"\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -87,6 +88,12 @@ func FuzzParse(f *testing.F) {
 			}
 			if total == 0 {
 				t.Fatalf("services[%d] has only zero weights", i)
+			}
+			if r := s.Breaker.ErrorRatio; !(r >= 0 && r <= 1) {
+				t.Fatalf("services[%d] error_ratio %v", i, r)
+			}
+			if r := s.Limits.RetryBudget; r == nil || !(*r >= 0 && *r <= 1) {
+				t.Fatalf("services[%d] retry_budget %v", i, r)
 			}
 		}
 	})

@@ -91,9 +91,7 @@ func (s *Service) validateHealth(v *validator, key string) {
 	}
 	b, bk := &s.Breaker, key+".breaker"
 	positive(v, bk+".consecutive_failures", b.ConsecutiveFailures)
-	if b.ErrorRatio < 0 || b.ErrorRatio > 1 {
-		v.add(bk+".error_ratio", "must be within 0..1, got %g", b.ErrorRatio)
-	}
+	unitInterval(v, bk+".error_ratio", b.ErrorRatio)
 	positive(v, bk+".min_requests", b.MinRequests)
 	v.duration(bk+".window", b.Window)
 	v.duration(bk+".open_for", b.OpenFor)
@@ -114,11 +112,17 @@ func (s *Service) validateHealth(v *validator, key string) {
 	if l.MaxInFlight < 0 {
 		v.add(lk+".max_in_flight", "must not be negative, got %d", l.MaxInFlight)
 	}
-	if r := *l.RetryBudget; r < 0 || r > 1 {
-		v.add(lk+".retry_budget", "must be within 0..1, got %g", r)
-	}
+	unitInterval(v, lk+".retry_budget", *l.RetryBudget)
 	if *l.MinRetriesPerSecond < 0 {
 		v.add(lk+".min_retries_per_second", "must not be negative, got %d", *l.MinRetriesPerSecond)
+	}
+}
+
+// unitInterval requires 0 <= r <= 1. TOML has nan and inf: the check is
+// written so that NaN fails it too (every comparison with NaN is false).
+func unitInterval(v *validator, key string, r float64) {
+	if !(r >= 0 && r <= 1) {
+		v.add(key, "must be within 0..1, got %g", r)
 	}
 }
 
