@@ -23,6 +23,10 @@ import (
 // ErrNoInstance is returned when a service has no instance left to try.
 var ErrNoInstance = errors.New("balance: no available instance")
 
+// ErrDeadline is returned by Instance.DoDeadline when the deadline passed
+// before the request was sent.
+var ErrDeadline = errors.New("balance: deadline passed before sending")
+
 // Instance is one upstream address of a service, with its own connection
 // pool and state.
 //
@@ -138,13 +142,27 @@ func (in *Instance) breakerChanged(_, to health.State, _ time.Duration) {
 
 // DoDeadline sends req to the instance and reads the answer into resp,
 // giving up at deadline. It counts the request as in flight meanwhile.
-// Errors are fasthttp's (see proxy's mapping to HTTP status).
+// It returns ErrDeadline, having sent nothing, when deadline has passed;
+// other errors are fasthttp's (see proxy's mapping to HTTP status), of
+// which fasthttp.ErrNoFreeConns also means nothing was sent. For a request
+// that was not sent, call Cancel instead of Record.
 func (in *Instance) DoDeadline(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	// fasthttp's DoDeadline makes the same check but answers ErrTimeout,
+	// which is also its error for an upstream that did not answer in time.
+	d := time.Until(deadline)
+	if d <= 0 {
+		return ErrDeadline
+	}
 	in.inFlight.Add(1)
-	err := in.client.DoDeadline(req, resp, deadline)
+	err := in.client.DoTimeout(req, resp, d)
 	in.inFlight.Add(-1)
 	return err
 }
+
+// Cancel gives back the breaker's admission of a picked request that was
+// not sent (DoDeadline's ErrDeadline or fasthttp.ErrNoFreeConns): no
+// outcome is recorded for it, and a half-open probe slot is freed.
+func (in *Instance) Cancel() { in.breaker.Cancel() }
 
 // Close closes the instance's idle pooled connections.
 func (in *Instance) Close() { in.client.CloseIdleConnections() }

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fastgate/fastgate/balance"
 	"github.com/fastgate/fastgate/config"
+	"github.com/valyala/fasthttp"
 )
 
 // newService builds a service with one instance per weight, through
@@ -215,6 +217,25 @@ func TestInstanceAccessors(t *testing.T) {
 			t.Errorf("instance %d = %s %s w=%d healthy=%v in-flight=%d, want %s %s w=%d healthy",
 				i, in.ID(), in.Addr(), in.Weight(), in.Healthy(), in.InFlight(), wantID, wantAddr, wantW)
 		}
+	}
+}
+
+// TestDoDeadlinePassed: a request whose deadline has passed is not sent
+// (nothing listens on the instance's address: sending would be a dial
+// error), and the error says so.
+func TestDoDeadlinePassed(t *testing.T) {
+	in := newService(t, 1).Instances()[0]
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://127.0.0.1:10000/x")
+	for _, d := range []time.Duration{0, -time.Second} {
+		if err := in.DoDeadline(req, resp, time.Now().Add(d)); err != balance.ErrDeadline {
+			t.Errorf("deadline now%+v: %v, want balance.ErrDeadline", d, err)
+		}
+	}
+	if n := in.InFlight(); n != 0 {
+		t.Errorf("in flight %d after requests not sent", n)
 	}
 }
 

@@ -200,6 +200,25 @@ func (b *Breaker) Allow() bool {
 	return false
 }
 
+// Cancel gives back what Allow admitted for a request that was not sent
+// after all (a full connection pool, a deadline already passed), for which
+// no result will be recorded: while half-open, a probe slot, so that the
+// breaker does not wait forever for the outcome of a probe that never ran.
+// In other states it does nothing. Probes are not told apart from other
+// requests, so a request admitted while closed and cancelled after a trip
+// frees a slot too, as its late result would have counted as one.
+func (b *Breaker) Cancel() {
+	for {
+		w := b.word.Load()
+		if w&stateMask != uint64(HalfOpen) || w>>admitShift&countMask == 0 {
+			return
+		}
+		if b.word.CompareAndSwap(w, w-1<<admitShift) {
+			return
+		}
+	}
+}
+
 // Record counts the outcome of one request sent to the instance. Results
 // arriving while open (or while a trip or close is in progress) are
 // ignored; while half-open every result counts, probe or late.

@@ -35,7 +35,7 @@ func testBreakerConfig() *BreakerConfig {
 // checks its state after each.
 func TestBreakerStateMachine(t *testing.T) {
 	type step struct {
-		do      string // "ok", "fail", "allow", "deny", "wait <dur>"
+		do      string // "ok", "fail", "allow", "deny", "cancel", "wait <dur>"
 		advance time.Duration
 		want    State
 	}
@@ -76,6 +76,20 @@ func TestBreakerStateMachine(t *testing.T) {
 			{do: "fail"}, {do: "fail"}, {do: "fail", want: Open},
 			{do: "wait", advance: 5 * time.Second}, {do: "allow", want: HalfOpen},
 		}},
+		{"a cancelled probe frees its slot", []step{
+			{do: "fail"}, {do: "fail"}, {do: "fail", want: Open},
+			{do: "wait", advance: 5 * time.Second}, {do: "allow", want: HalfOpen}, {do: "allow"}, {do: "deny"},
+			{do: "cancel", want: HalfOpen}, {do: "allow", want: HalfOpen}, {do: "deny", want: HalfOpen},
+		}},
+		{"cancel frees no more slots than were admitted", []step{
+			{do: "fail"}, {do: "fail"}, {do: "fail", want: Open},
+			{do: "wait", advance: 5 * time.Second}, {do: "allow", want: HalfOpen},
+			{do: "cancel"}, {do: "cancel"}, {do: "allow"}, {do: "allow"}, {do: "deny", want: HalfOpen},
+		}},
+		{"cancel while closed or open changes nothing", []step{
+			{do: "cancel", want: Closed}, {do: "fail"}, {do: "fail"}, {do: "fail", want: Open},
+			{do: "cancel", want: Open}, {do: "deny", want: Open},
+		}},
 		{"late results while open are ignored", []step{
 			{do: "fail"}, {do: "fail"}, {do: "fail", want: Open}, {do: "ok", want: Open}, {do: "fail", want: Open},
 			{do: "wait", advance: 5 * time.Second}, {do: "allow", want: HalfOpen},
@@ -91,6 +105,8 @@ func TestBreakerStateMachine(t *testing.T) {
 					b.Record(false)
 				case "fail":
 					b.Record(true)
+				case "cancel":
+					b.Cancel()
 				case "allow":
 					if !b.Allow() {
 						t.Fatalf("step %d: Allow() = false, want true (state %v)", i, b.State())

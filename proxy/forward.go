@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"time"
 
 	"github.com/fastgate/fastgate/balance"
@@ -37,7 +38,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	req.Header.ResetConnectionClose()
 	g.setForwardedHeaders(ctx, x, r)
 
-	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, start, x.deadline)
+	// Rate limiting (Redis) and a cache miss waiting for another request's
+	// fetch may have taken a while: the attempt deadlines start now.
+	now := start
+	if x.cacheMiss || x.limited {
+		now = time.Now()
+	}
+	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, now, x.deadline)
 
 	if closeClient {
 		req.Header.SetConnectionClose()
@@ -108,9 +115,20 @@ func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemp
 			attemptDeadline = deadline
 		}
 		err = in.DoDeadline(req, resp, attemptDeadline)
+		sent := !notSent(err)
+		if !sent {
+			// Nothing reached the instance: no outcome for its breaker. A
+			// passed attempt deadline is the route's (now is fresh).
+			in.Cancel()
+			if err == balance.ErrDeadline {
+				return errRouteTimeout
+			}
+		}
 		o := classify(err)
 		u.instances[in.Index()].outcomes[o].Inc()
-		in.Record(err != nil || svc.FailureStatus(resp.StatusCode()))
+		if sent {
+			in.Record(err != nil || svc.FailureStatus(resp.StatusCode()))
+		}
 		if err == nil {
 			return nil
 		}
@@ -119,6 +137,13 @@ func (u *upstream) try(req *fasthttp.Request, resp *fasthttp.Response, a *attemp
 		}
 	}
 	return err
+}
+
+// notSent reports an attempt's error that means the request never left
+// the gateway: the attempt deadline had passed, or the instance's pool was
+// at max_conns. Neither says anything about the instance's health.
+func notSent(err error) bool {
+	return err == balance.ErrDeadline || err != nil && errors.Is(err, fasthttp.ErrNoFreeConns)
 }
 
 // retryable reports whether a failed attempt may be repeated on another

@@ -211,6 +211,16 @@ func startHangUpstream(t *testing.T) *hangUpstream {
 
 func (u *hangUpstream) addr() string { return u.ln.Addr().String() }
 
+// closeConns closes the connections accepted so far: the requests on them
+// fail at once instead of at their timeout.
+func (u *hangUpstream) closeConns() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c := range u.conns {
+		_ = c.Close()
+	}
+}
+
 // serve reads requests until the peer or the test closes the connection;
 // since nothing is answered, a client never sends a second one.
 func (u *hangUpstream) serve(c net.Conn) {
@@ -1394,5 +1404,69 @@ timeout = "100ms"
 			"the half-open probe was taken by a pick that sent nothing", inst["probe"].Breaker, probe.Requests())
 	} else if st := inProbe.Breaker().State(); st != health.Closed {
 		t.Errorf("probe breaker %v after a good probe, want closed", st)
+	}
+}
+
+// TestE2EHealthPoolFullIsNoFailure: a full connection pool (max_conns) is a
+// local limit, not a failure of the instance. Its 503s must not count
+// toward tripping the breaker, and a half-open probe that met a full pool
+// must give its slot back (else the breaker waits forever for its result).
+func TestE2EHealthPoolFullIsNoFailure(t *testing.T) {
+	hang := startHangUpstream(t)
+	clock := newE2EClock()
+	gw := startGatewayWith(t, fmt.Sprintf(`
+[[services]]
+name = "pf"
+timeout = "10s"
+retries = 0
+max_conns = 1
+  [services.breaker]
+  consecutive_failures = 2
+  open_for = "10s"
+  half_open_requests = 1
+  max_ejected_percent = 100
+  [[services.instances]]
+  id = "hang"
+  addr = %q
+[[routes]]
+prefix = "/pf"
+service = "pf"
+timeout = "10s"
+`, hang.addr()), Options{Clock: clock})
+	in := gw.g.Services()[0].Instances()[0]
+	defer hang.closeConns() // before the gateway's shutdown waits for the holder
+
+	// One request holds the only connection (the upstream never answers).
+	holder, err := net.Dial("tcp", gw.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.Write([]byte(rawGet("/pf/hold"))); err != nil {
+		t.Fatal(err)
+	}
+	waitWithin(t, 5*time.Second, "the holding request reaches the upstream", func() bool { return hang.requests.Load() == 1 })
+
+	for i := range 3 {
+		r := dialRaw(t, gw.addr).roundTrip(rawGet("/pf/x"))
+		checkErrorAnswer(t, r, 503)
+		if st, n := in.Breaker().State(), in.Breaker().ConsecutiveFailures(); st != health.Closed || n != 0 {
+			t.Fatalf("after %d answers from a full pool: breaker %v with %d failures, want closed with 0", i+1, st, n)
+		}
+	}
+
+	in.Record(true)
+	in.Record(true) // as two failed requests would: open for 10s
+	if st := in.Breaker().State(); st != health.Open {
+		t.Fatalf("breaker %v after 2 failures, want open", st)
+	}
+	clock.Advance(11 * time.Second)
+	r := dialRaw(t, gw.addr).roundTrip(rawGet("/pf/probe")) // admitted as the probe, meets the full pool
+	checkErrorAnswer(t, r, 503)
+	if !in.Breaker().Allow() {
+		t.Errorf("breaker %v refuses the next probe: the probe that met a full pool kept its slot", in.Breaker().State())
+	}
+	if n := hang.requests.Load(); n != 1 {
+		t.Errorf("upstream read %d requests, want 1 (the holder's)", n)
 	}
 }
