@@ -37,3 +37,22 @@ func TestHandleAllocs(t *testing.T) {
 		t.Errorf("Handle answering 400: %v allocs/op, want 0", n)
 	}
 }
+
+// Filling a part path from escaped router params (decoded, then escaped
+// again) allocates nothing when dst has room.
+func TestFillTemplateAllocs(t *testing.T) {
+	tmpl, err := parseTemplate("/u/{id}/{name}?q={query.q}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := newCtx("/api/v1/u?q=a+b")
+	ctx.SetUserValue("id", "john%20doe")
+	ctx.SetUserValue("name", []byte("caf%C3%A9"))
+	dst := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(200, func() { dst, _ = tmpl.appendURI(dst[:0], ctx, nil) }); n != 0 {
+		t.Errorf("appendURI: %v allocs/op, want 0", n)
+	}
+	if want := "/u/john%20doe/caf%C3%A9?q=a%20b"; string(dst) != want {
+		t.Errorf("uri = %q, want %q", dst, want)
+	}
+}

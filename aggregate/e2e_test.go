@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fastgate/fastgate/stub"
+	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
 
@@ -388,21 +389,51 @@ func TestBadRequest(t *testing.T) {
 	}
 }
 
-// TestRouterParams serves the endpoint behind a real fasthttp server with
-// router-style params in ctx user values.
+// TestRouterParams fills {id} from the user value fasthttp/router sets when
+// matching the normalized path, as the gateway's aggregate lookup does: the
+// path segment as a string, still percent-encoded. The part gets each value
+// escaped once.
 func TestRouterParams(t *testing.T) {
 	u := startUpstreams(t, "users")
 	spec := Spec{Name: "/api/v1/dashboard/{id}", Timeout: time.Second, Parts: []PartSpec{
 		{Key: "profile", Service: "users", Path: "/api/internal/users/{id}/profile?lang={query.lang}"},
 	}}
 	e := mustNew(t, spec, u.resolver(t), nil)
-	ctx := newCtx("/api/v1/dashboard/x?lang=pt-BR")
-	ctx.SetUserValue("id", "a b")
-	e.Handle(ctx)
-	doc := decode(t, &ctx.Response)
-	if want := `{"instance":"users","path":"/api/internal/users/a%20b/profile"}`; string(doc.Data["profile"]) != want {
-		t.Errorf("data.profile = %s, want %s", doc.Data["profile"], want)
+	r := router.New()
+	r.GET(spec.Name, func(*fasthttp.RequestCtx) {})
+	for _, tc := range []struct {
+		name string
+		path string // normalized: unreserved escapes decoded, others kept in upper case
+		want string // the part's path
+	}{
+		{"plain", "/api/v1/dashboard/42", "/api/internal/users/42/profile"},
+		{"space", "/api/v1/dashboard/john%20doe", "/api/internal/users/john%20doe/profile"},
+		{"utf8", "/api/v1/dashboard/caf%C3%A9", "/api/internal/users/caf%C3%A9/profile"},
+		{"escaped percent", "/api/v1/dashboard/100%25", "/api/internal/users/100%25/profile"},
+		{"double escape", "/api/v1/dashboard/a%2520b", "/api/internal/users/a%2520b/profile"},
+		{"reserved", "/api/v1/dashboard/a+b@c%3F", "/api/internal/users/a%2Bb%40c%3F/profile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := newCtx(tc.path + "?lang=pt-BR")
+			if h, _ := r.Lookup(fasthttp.MethodGet, tc.path, ctx); h == nil {
+				t.Fatalf("router: no match for %s", tc.path)
+			}
+			e.Handle(ctx)
+			doc := decode(t, &ctx.Response)
+			if want := `{"instance":"users","path":"` + tc.want + `"}`; string(doc.Data["profile"]) != want {
+				t.Errorf("data.profile = %s, want %s", doc.Data["profile"], want)
+			}
+		})
 	}
+	t.Run("decoded value", func(t *testing.T) { // from a caller other than the router
+		ctx := newCtx("/api/v1/dashboard/x?lang=pt-BR")
+		ctx.SetUserValue("id", "a b")
+		e.Handle(ctx)
+		doc := decode(t, &ctx.Response)
+		if want := `{"instance":"users","path":"/api/internal/users/a%20b/profile"}`; string(doc.Data["profile"]) != want {
+			t.Errorf("data.profile = %s, want %s", doc.Data["profile"], want)
+		}
+	})
 }
 
 // lateDoer ignores the deadline: it answers extra after it, like a Doer

@@ -18,8 +18,10 @@ import (
 // The caller has already set X-Request-ID and X-Forwarded-For/-Proto/-Host
 // on ctx.Request: they are copied to every part request, with the part's
 // forward_headers, Host and X-Gateway-Service (the part's service). Router
-// params are read with ctx.UserValue(name), the user with
-// ctx.UserValue(UserID). A placeholder that cannot be filled is answered 400
+// params are read with ctx.UserValue(name), a string or []byte still
+// percent-encoded as in the path it was matched on (as fasthttp/router
+// sets them), the user with ctx.UserValue(UserID). A placeholder that
+// cannot be filled is answered 400
 // {"error":"missing value for {name}","request_id":"..."} and no part is
 // called. Handle does not set X-Request-ID on the response.
 //

@@ -2,8 +2,11 @@ package aggregate
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -67,41 +70,46 @@ func checkBody(status int, body []byte, maxBytes int) result {
 	return r
 }
 
-// validJSON validates b without allocating (allocations happen only on
-// invalid input, for fastjson's error).
+// validJSON reports whether b is one JSON value (RFC 8259) in valid UTF-8,
+// nested at most maxDepth levels. It does not allocate (fastjson allocates
+// its error, on invalid input only).
+//
+// fastjson.ValidateBytes checks the grammar but not all of the strings:
+// in a string with an escape it looks for control characters only after
+// the last escape, and it accepts invalid UTF-8. stringsOK checks both,
+// since a part body is copied raw into the answer and one bad part would
+// make the whole answer invalid.
 func validJSON(b []byte) bool {
-	if !depthOK(b) {
-		return false
-	}
-	return fastjson.ValidateBytes(b) == nil
+	return stringsOK(b) && fastjson.ValidateBytes(b) == nil
 }
 
-// depthOK reports whether b nests at most maxDepth levels. A body with
-// fewer brackets than that passes on two vectorized counts; others get a
-// scan that skips strings.
-func depthOK(b []byte) bool {
-	if bytes.Count(b, openBrace)+bytes.Count(b, openBracket) <= maxDepth {
+// stringsOK reports whether b nests at most maxDepth levels and every
+// string in it is valid UTF-8 without a raw control character (< 0x20). It
+// follows strings as JSON delimits them and checks nothing else of the
+// grammar: it runs beside fastjson's validator, and its answer for a body
+// that validator rejects does not matter.
+//
+// A body of printable ASCII only, with fewer brackets than maxDepth (most
+// answers), passes on one word-wise scan and two vectorized counts; others
+// get the string-aware scan.
+func stringsOK(b []byte) bool {
+	if printableASCII(b) && bytes.Count(b, openBrace)+bytes.Count(b, openBracket) <= maxDepth {
 		return true
 	}
-	depth, inString, escaped := 0, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end, ok := skipString(b, i+1)
+			if !ok {
+				return false
 			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
+			i = end
+		case '{', '[':
 			if depth++; depth > maxDepth {
 				return false
 			}
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 		}
 	}
@@ -112,6 +120,91 @@ var (
 	openBrace   = []byte("{")
 	openBracket = []byte("[")
 )
+
+// Word-wise byte tests on eight lanes (bytes) of a uint64 x: x&highs flags
+// the lanes >= 0x80, (x-ones*n)&^x&highs the lanes below n (n <= 0x80),
+// and with y = x^(ones*c), (y-ones)&^y&highs the lanes equal to c. A lane
+// flagged through a borrow from the lane below may be a false positive;
+// the lowest flagged lane never is.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// printableASCII reports whether every byte of b is in 0x20..0x7f: no
+// control character (JSON whitespace included) and no UTF-8 sequence. It
+// tests eight bytes at a time.
+func printableASCII(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x|(x-ones*0x20)&^x)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 || b[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// skipString scans the string whose contents start at b[i] and returns the
+// index of its closing quote (len(b) when there is none), with false at
+// the first raw control character or invalid UTF-8 sequence. The byte after
+// a backslash is skipped unchecked: fastjson accepts only " \ / b f n r t u
+// there, and hex digits after u.
+func skipString(b []byte, i int) (int, bool) {
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			return len(b), true
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i, true
+		case c == '\\':
+			i += 2
+		case c < 0x20:
+			return i, false
+		default: // c >= 0x80
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return i, false
+			}
+			i += n
+		}
+	}
+}
+
+// plainRun returns the index of the first byte at or after b[i] that ends
+// a run of plain string characters: a quote, a backslash, a control
+// character or a byte of a multi-byte UTF-8 sequence; len(b) if none does.
+// It tests eight bytes at a time.
+func plainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// The lowest flag of all terms is exact: the first stop.
+		stop := (x | (x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs) & highs
+		if stop != 0 {
+			return i + bits.TrailingZeros64(stop)/8
+		}
+	}
+	for i < len(b) && !stringStop[b[i]] {
+		i++
+	}
+	return i
+}
+
+// stringStop is the byte-wise test of plainRun.
+var stringStop = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+	}
+	return t
+}()
 
 func trimWS(b []byte) []byte {
 	for len(b) > 0 && isWS(b[0]) {

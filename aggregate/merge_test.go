@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -112,6 +113,7 @@ func TestCheckBody(t *testing.T) {
 	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
 	atLimit := strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth)
 	bracketsInStrings := `["` + strings.Repeat("[", 2*maxDepth) + `"]`
+	atLimitUTF8 := strings.Repeat(`{"é":`, maxDepth) + "1" + strings.Repeat("}", maxDepth)
 	tests := []struct {
 		name   string
 		status int
@@ -139,12 +141,65 @@ func TestCheckBody(t *testing.T) {
 		{"too deep", 200, deep, 1 << 20, OutcomeInvalidJSON, ``},
 		{"deep at the limit", 200, atLimit, 1 << 20, OutcomeOK, atLimit},
 		{"brackets in strings", 200, bracketsInStrings, 1 << 20, OutcomeOK, bracketsInStrings},
+		{"too deep, not ASCII", 200, `["é",` + deep + `]`, 1 << 20, OutcomeInvalidJSON, ``},
+		{"deep at the limit, not ASCII", 200, "\t" + atLimitUTF8, 1 << 20, OutcomeOK, atLimitUTF8},
+		// fastjson checks a string for control characters only after its
+		// last escape, and not for UTF-8: these are checked before it.
+		{"tab before an escape", 200, "{\"msg\":\"col1\tcol2 \\\"quoted\\\"\"}", 100, OutcomeInvalidJSON, ``},
+		{"control char before an escape", 200, "\"\x01\\n\"", 100, OutcomeInvalidJSON, ``},
+		{"control char in a key", 200, "{\"k\x02\\u0041\":1}", 100, OutcomeInvalidJSON, ``},
+		{"newline between escapes", 200, "[\"\\t\n\\t\"]", 100, OutcomeInvalidJSON, ``},
+		{"control char in a long run", 200, "[\"0123456789abcdef\x1f0123456789\\/\"]", 100, OutcomeInvalidJSON, ``},
+		{"DEL", 200, "\"\x7f\\n\"", 100, OutcomeOK, "\"\x7f\\n\""},
+		{"escaped controls", 200, `"\t\n\u0001\u001f\\"`, 100, OutcomeOK, `"\t\n\u0001\u001f\\"`},
+		{"latin-1", 200, "{\"name\":\"caf\xe9\"}", 100, OutcomeInvalidJSON, ``},
+		{"truncated sequence", 200, "\"\xc3\"", 100, OutcomeInvalidJSON, ``},
+		{"overlong slash", 200, "\"\xc0\xaf\"", 100, OutcomeInvalidJSON, ``},
+		{"encoded surrogate", 200, "\"\xed\xa0\x80\"", 100, OutcomeInvalidJSON, ``},
+		{"above U+10FFFF", 200, "\"\xf4\x90\x80\x80\"", 100, OutcomeInvalidJSON, ``},
+		{"invalid UTF-8 after an escape", 200, "[\"\\\"\xff\"]", 100, OutcomeInvalidJSON, ``},
+		{"UTF-8", 200, "{\"name\":\"café ✓ 😀 \\u00e9\",\"\xef\xbf\xbd\":1}", 100, OutcomeOK, "{\"name\":\"café ✓ 😀 \\u00e9\",\"\xef\xbf\xbd\":1}"},
+		{"pretty-printed", 200, "{\n\t\"a\": [\r\n\t\t1\n\t]\n}\n", 100, OutcomeOK, "{\n\t\"a\": [\r\n\t\t1\n\t]\n}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := checkBody(tc.status, []byte(tc.body), tc.max)
 			if r.outcome != tc.want || string(r.body) != tc.kept || r.status != tc.status {
 				t.Errorf("checkBody = %v %d %q, want %v %d %q", r.outcome, r.status, r.body, tc.want, tc.status, tc.kept)
+			}
+		})
+	}
+}
+
+// A part body that fastjson alone would let through, with a raw control
+// character or invalid UTF-8 in a string, fails only its part: the answer
+// stays valid JSON in valid UTF-8.
+func TestMergeBadStrings(t *testing.T) {
+	for _, body := range []string{
+		"{\"msg\":\"col1\tcol2 \\\"quoted\\\"\"}",
+		"\"\x01\\n\"",
+		"{\"k\x02\\u0041\":1}",
+		"{\"name\":\"caf\xe9\"}",
+		"[\"\\u00e9\xed\xa0\x80\"]",
+	} {
+		t.Run(strconv.Quote(body), func(t *testing.T) {
+			parts := testParts("profile", "bad")
+			res := []result{ok(`{"id":"42"}`), checkBody(200, []byte(body), 1<<20)}
+			v := decide(parts, res, 200)
+			out := appendAnswer(nil, parts, res, v, goldenAt, goldenTook)
+			if !json.Valid(out) || !utf8.Valid(out) {
+				t.Fatalf("invalid answer: %q", out)
+			}
+			var doc struct {
+				Status string
+				Data   map[string]json.RawMessage
+				Errors map[string]struct{ Error string }
+			}
+			if err := json.Unmarshal(out, &doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Status != "partial" || string(doc.Data["bad"]) != "null" || doc.Errors["bad"].Error != "invalid_json" {
+				t.Errorf("answer %s, want the part failed as invalid_json", out)
 			}
 		})
 	}

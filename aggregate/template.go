@@ -86,9 +86,13 @@ func validName(s string) bool {
 	return true
 }
 
-// appendURI appends the filled template to dst. user is the user id ({user_id}),
-// nil when there is none. It returns the placeholder that could not be filled
-// (missing or empty value, or "." or ".."), or nil.
+// appendURI appends the filled template to dst. Router params ({name}) are
+// ctx user values, string or []byte, percent-encoded as in the request path
+// they were matched on (what fasthttp/router sets); query values are
+// decoded by QueryArgs; user is the user id ({user_id}), nil when there is
+// none. Every value is escaped once by appendEscaped, a param's after its
+// escapes are decoded. It returns the placeholder that could not be filled
+// (missing or empty value, or "." or ".." once decoded), or nil.
 func (t *template) appendURI(dst []byte, ctx *fasthttp.RequestCtx, user []byte) ([]byte, *segment) {
 	for i := range t.segs {
 		s := &t.segs[i]
@@ -97,19 +101,18 @@ func (t *template) appendURI(dst []byte, ctx *fasthttp.RequestCtx, user []byte) 
 			dst = append(dst, s.text...)
 			continue
 		case segParam:
+			start := len(dst)
 			switch v := ctx.UserValue(s.key).(type) {
 			case string:
-				if !fillable(v) {
-					return dst, s
-				}
-				dst = appendEscaped(dst, v)
+				dst = appendParam(dst, v)
 			case []byte:
-				if !fillable(v) {
-					return dst, s
-				}
-				dst = appendEscaped(dst, v)
+				dst = appendParam(dst, v)
 			default:
 				return dst, s
+			}
+			// Only "." escapes to ".", so this checks the decoded value.
+			if !fillable(dst[start:]) {
+				return dst[:start], s
 			}
 		case segQuery:
 			v := ctx.QueryArgs().Peek(s.name)
@@ -145,14 +148,54 @@ func fillable[T string | []byte](v T) bool {
 // (A-Z a-z 0-9 - . _ ~) percent-encoded, so a value stays one path segment
 // or one query value.
 func appendEscaped[T string | []byte](dst []byte, v T) []byte {
-	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', hex[c>>4], hex[c&15])
+		dst = appendEscapedByte(dst, v[i])
 	}
 	return dst
+}
+
+// appendParam appends the percent-encoded value v (a router param, as in
+// the path) decoded, then escaped as appendEscaped does: "john%20doe" and
+// "john doe" both give "john%20doe", "a%2520b" gives "a%2520b". A '%' not
+// followed by two hex digits is taken as itself (the gateway's path
+// normalization has already rejected such paths).
+//
+// Decoding first, rather than copying valid escapes through, gives one
+// encoding of each value whatever the client sent ("%41" and "A" give
+// "A"), and lets the caller check the decoded value: "%2E%2E" must not
+// reach a part as "%2E%2E", which a normalizer would resolve as "..".
+func appendParam[T string | []byte](dst []byte, v T) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '%' && i+2 < len(v) {
+			if hi, lo := unhex(v[i+1]), unhex(v[i+2]); hi >= 0 && lo >= 0 {
+				c = byte(hi<<4 | lo)
+				i += 2
+			}
+		}
+		dst = appendEscapedByte(dst, c)
+	}
+	return dst
+}
+
+// appendEscapedByte appends c, percent-encoded unless it is unreserved.
+func appendEscapedByte(dst []byte, c byte) []byte {
+	const hex = "0123456789ABCDEF"
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+		return append(dst, c)
+	}
+	return append(dst, '%', hex[c>>4], hex[c&15])
+}
+
+// unhex is the value of the hex digit c, or -1.
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }

@@ -49,6 +49,18 @@ func TestFillTemplate(t *testing.T) {
 		{name: "utf8 and controls", path: "/u/{id}", uri: "/", params: map[string]any{"id": "é\n\x00"}, want: "/u/%C3%A9%0A%00"},
 		{name: "dot segment inside value", path: "/u/{id}", uri: "/", params: map[string]any{"id": "../admin"}, want: "/u/..%2Fadmin"},
 		{name: "query decoded then escaped", path: "/s?q={query.q}", uri: "/?q=%2F%2e%2e", want: "/s?q=%2F.."},
+		// Router params are percent-encoded as in the normalized path:
+		// decoded, then escaped once.
+		{name: "escaped param", path: "/u/{id}", uri: "/", params: map[string]any{"id": "john%20doe"}, want: "/u/john%20doe"},
+		{name: "escaped param bytes", path: "/u/{id}", uri: "/", params: map[string]any{"id": []byte("john%20doe")}, want: "/u/john%20doe"},
+		{name: "escaped utf8 param", path: "/u/{id}", uri: "/", params: map[string]any{"id": "caf%C3%A9"}, want: "/u/caf%C3%A9"},
+		{name: "escaped percent param", path: "/u/{id}", uri: "/", params: map[string]any{"id": "a%2520b"}, want: "/u/a%2520b"},
+		{name: "escaped reserved param", path: "/u/{id}", uri: "/", params: map[string]any{"id": "a%2Fb%3F%23%26"}, want: "/u/a%2Fb%3F%23%26"},
+		{name: "raw reserved param", path: "/u/{id}", uri: "/", params: map[string]any{"id": "a+b=c;d@e"}, want: "/u/a%2Bb%3Dc%3Bd%40e"},
+		{name: "lower-case escapes", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%c3%a9%7e"}, want: "/u/%C3%A9~"},
+		{name: "escaped unreserved", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%41%2D%2e"}, want: "/u/A-."},
+		{name: "malformed escapes", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%zz%4%"}, want: "/u/%25zz%254%25"},
+		{name: "escaped dots inside value", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%2E%2E%2Fadmin"}, want: "/u/..%2Fadmin"},
 		{name: "several", path: "/{a}/{b}/{user_id}?x={query.x}", uri: "/?x=1", params: map[string]any{"a": "1", "b": "2"}, user: "3", want: "/1/2/3?x=1"},
 
 		{name: "missing param", path: "/u/{id}", uri: "/", missing: "{id}"},
@@ -56,6 +68,9 @@ func TestFillTemplate(t *testing.T) {
 		{name: "param of another type", path: "/u/{id}", uri: "/", params: map[string]any{"id": 7}, missing: "{id}"},
 		{name: "dot", path: "/u/{id}", uri: "/", params: map[string]any{"id": "."}, missing: "{id}"},
 		{name: "dot dot", path: "/u/{id}", uri: "/", params: map[string]any{"id": ".."}, missing: "{id}"},
+		{name: "escaped dot", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%2E"}, missing: "{id}"},
+		{name: "escaped dot dot", path: "/u/{id}", uri: "/", params: map[string]any{"id": "%2e%2E"}, missing: "{id}"},
+		{name: "half-escaped dot dot", path: "/u/{id}", uri: "/", params: map[string]any{"id": []byte(".%2E")}, missing: "{id}"},
 		{name: "missing query", path: "/p?limit={query.limit}", uri: "/?other=1", missing: "{query.limit}"},
 		{name: "empty query", path: "/p?limit={query.limit}", uri: "/?limit=", missing: "{query.limit}"},
 		{name: "missing user", path: "/feed/{user_id}", uri: "/", missing: "{user_id}"},
