@@ -409,6 +409,45 @@ service = "raw"
 	}
 }
 
+// TestE2ERequestContentType: a request body's Content-Type goes upstream
+// as the client sent it, and none is added when the client sent none.
+func TestE2ERequestContentType(t *testing.T) {
+	addr, got := parsingUpstream(t)
+	gw := startGateway(t, fmt.Sprintf(`
+[[services]]
+name = "raw"
+retries = 0
+  [[services.instances]]
+  id = "raw-1"
+  addr = %q
+[[routes]]
+prefix = "/raw"
+service = "raw"
+`, addr))
+	for _, tt := range []struct{ name, head, want string }{
+		{"none sent, none added", "", ""},
+		{"kept", "Content-Type: text/plain\r\n", "text/plain"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := dialRaw(t, gw.addr).roundTrip("POST /raw/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\n" + tt.head + "\r\nhello")
+			if r.status != 200 {
+				t.Fatalf("status %d (%s), want 200", r.status, r.body)
+			}
+			select {
+			case req := <-got:
+				if ct := req.Header.PeekAll("Content-Type"); tt.want == "" && len(ct) != 0 || tt.want != "" && (len(ct) != 1 || string(ct[0]) != tt.want) {
+					t.Errorf("upstream Content-Type %q, want %q", ct, tt.want)
+				}
+				if string(req.Body()) != "hello" {
+					t.Errorf("upstream body %q", req.Body())
+				}
+			case <-time.After(e2eTimeout):
+				t.Fatal("the upstream got no request")
+			}
+		})
+	}
+}
+
 func TestE2EResponseHeaders(t *testing.T) {
 	up := startRawUpstream(t, respondRaw("HTTP/1.1 200 OK\r\n"+
 		"Content-Type: text/plain\r\n"+

@@ -36,6 +36,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	// it for the server, never send it upstream.
 	closeClient := req.Header.ConnectionClose()
 	req.Header.ResetConnectionClose()
+	// A body without Content-Type goes on without one: fasthttp's client
+	// would add application/octet-stream, a claim the client never made.
+	req.Header.SetNoDefaultContentType(true)
 	g.setForwardedHeaders(ctx, x, r)
 
 	// Rate limiting (Redis) and a cache miss waiting for another request's
