@@ -348,7 +348,8 @@ func parsingUpstream(t *testing.T) (addr string, got chan *fasthttp.Request) {
 }
 
 // TestE2ERequestTrailers: request trailer fields are dropped, never sent
-// upstream nor merged into the header section.
+// upstream nor merged into the header section; header-section fields of
+// the same names stay.
 func TestE2ERequestTrailers(t *testing.T) {
 	addr, got := parsingUpstream(t)
 	gw := startGateway(t, fmt.Sprintf(`
@@ -362,28 +363,29 @@ retries = 0
 prefix = "/raw"
 service = "raw"
 `, addr))
+	const chunked = "Transfer-Encoding: chunked\r\n"
 	tests := []struct {
 		name    string
-		head    string // header lines besides Host and Transfer-Encoding
-		trailer string // trailer section lines
-		status  int
-		absent  string // a header the upstream must not see, in either section
+		head    string            // header lines besides Host
+		trailer string            // trailer section lines; "" with chunked: none
+		want    map[string]string // upstream fields: the only value, or "" for none
 	}{
-		{"trailer named like a gateway header", "", "X-Gateway-Service: evil\r\n", 200, ""},
-		{"announced trailer", "Trailer: X-Checksum\r\n", "X-Checksum: abc\r\n", 200, "X-Checksum"},
-		{"unannounced trailer", "", "X-Checksum: abc\r\n", 200, "X-Checksum"},
-		{"trailer repeating a header field", "X-Tag: a\r\n", "X-Tag: b\r\n", 400, ""},
+		{"trailer named like a gateway header", chunked, "X-Gateway-Service: evil\r\n", map[string]string{"X-Gateway-Service": "raw"}},
+		{"announced trailer", chunked + "Trailer: X-Checksum\r\n", "X-Checksum: abc\r\n", map[string]string{"X-Checksum": "", "Trailer": ""}},
+		{"unannounced trailer", chunked, "X-Checksum: abc\r\n", map[string]string{"X-Checksum": ""}},
+		{"trailer repeating a header field", chunked + "X-Tag: a\r\n", "X-Tag: b\r\n", map[string]string{"X-Tag": "a"}},
+		{"announced, sent up front", "Content-Length: 5\r\nTrailer: X-Tag\r\nX-Tag: a\r\n", "", map[string]string{"X-Tag": "a", "Trailer": ""}},
+		{"request id only in a trailer", chunked, "X-Request-ID: from-trailer\r\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := dialRaw(t, gw.addr).roundTrip("POST /raw/x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n" + tt.head +
-				"\r\n5\r\nhello\r\n0\r\n" + tt.trailer + "\r\n")
-			if r.status != tt.status {
-				t.Fatalf("status %d (%s), want %d", r.status, r.body, tt.status)
+			body := "hello"
+			if strings.Contains(tt.head, chunked) {
+				body = "5\r\nhello\r\n0\r\n" + tt.trailer + "\r\n"
 			}
-			if tt.status != 200 {
-				checkErrorAnswer(t, r, tt.status)
-				return
+			r := dialRaw(t, gw.addr).roundTrip("POST /raw/x HTTP/1.1\r\nHost: gw.test\r\n" + tt.head + "\r\n" + body)
+			if r.status != 200 {
+				t.Fatalf("status %d (%s), want 200", r.status, r.body)
 			}
 			var req *fasthttp.Request
 			select {
@@ -397,13 +399,15 @@ service = "raw"
 			if string(req.Body()) != "hello" {
 				t.Errorf("upstream body %q, want hello", req.Body())
 			}
-			if v := req.Header.PeekAll("X-Gateway-Service"); len(v) != 1 || string(v[0]) != "raw" {
-				t.Errorf("upstream X-Gateway-Service %q, want [raw]", v)
-			}
-			if tt.absent != "" {
-				if v := req.Header.PeekAll(tt.absent); len(v) != 0 {
-					t.Errorf("upstream got %s %q, want none", tt.absent, v)
+			for name, want := range tt.want {
+				v := req.Header.PeekAll(name)
+				if want == "" && len(v) != 0 || want != "" && (len(v) != 1 || string(v[0]) != want) {
+					t.Errorf("upstream %s %q, want %q", name, v, want)
 				}
+			}
+			ids := req.Header.PeekAll("X-Request-ID")
+			if len(ids) != 1 || string(ids[0]) == "from-trailer" || string(ids[0]) != r.get("X-Request-ID") {
+				t.Errorf("upstream X-Request-ID %q, answered %q: want one generated id, the same", ids, r.get("X-Request-ID"))
 			}
 		})
 	}
@@ -490,6 +494,45 @@ service = "raw"
 	}
 	if got := up.requests.Load(); got != 3 {
 		t.Errorf("upstream read %d requests, want 3", got)
+	}
+}
+
+// TestE2EResponseTrailers: an upstream answer's trailer fields are dropped,
+// never merged into the header section the client (and the cache) sees;
+// header-section fields of the same names stay.
+func TestE2EResponseTrailers(t *testing.T) {
+	for _, tt := range []struct {
+		name, head string
+	}{
+		{"announced", "Trailer: X-Checksum, Cache-Control, Server-Timing\r\n"},
+		{"unannounced", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startRawUpstream(t, respondRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer-Timing: app;dur=1\r\n"+tt.head+
+				"\r\n2\r\nok\r\n0\r\nX-Checksum: abc\r\nCache-Control: public, max-age=60\r\nServer-Timing: total;dur=2\r\n\r\n"))
+			gw := startGateway(t, fmt.Sprintf(`
+[[services]]
+name = "raw"
+  [[services.instances]]
+  id = "raw-1"
+  addr = %q
+[[routes]]
+prefix = "/raw"
+service = "raw"
+`, up.addr()))
+			r := dialRaw(t, gw.addr).roundTrip(rawGet("/raw/x"))
+			if r.status != 200 || string(r.body) != "ok" {
+				t.Fatalf("status %d body %q, want 200 ok", r.status, r.body)
+			}
+			for _, name := range []string{"x-checksum", "cache-control", "trailer"} {
+				if v, ok := r.header[name]; ok {
+					t.Errorf("client got the trailer's %s as a header: %q", name, v)
+				}
+			}
+			if v := r.header["server-timing"]; len(v) != 1 || v[0] != "app;dur=1" {
+				t.Errorf("Server-Timing %q, want the header section's [app;dur=1]", v)
+			}
+		})
 	}
 }
 

@@ -62,6 +62,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	}
 	// The upstream's Connection: close is about the pooled connection.
 	resp.Header.ResetConnectionClose()
+	if len(resp.Header.PeekTrailerKeys()) > 0 { // before the strip, which would merge them
+		x.scratch = dropTrailers(&resp.Header, x.scratch)
+	}
 	if responseHasHopByHop(&resp.Header) {
 		stripHopByHop(resp.Header.PeekAll, resp.Header.DelBytes)
 	}

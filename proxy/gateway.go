@@ -302,9 +302,11 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 	}
 	// Trailers first: deleting the Trailer header (a hop-by-hop one) would
 	// merge their values into the header section.
-	if len(ctx.Request.Header.PeekTrailerKeys()) > 0 && !dropTrailers(&ctx.Request.Header, x) {
-		g.reject(ctx, x, fasthttp.StatusBadRequest, msgBadRequest)
-		return g.rejected
+	if h := &ctx.Request.Header; len(h.PeekTrailerKeys()) > 0 {
+		x.scratch = dropTrailers(h, x.scratch)
+		if x.idKept && !bytes.Equal(h.PeekCanonical(headerRequestID), x.id) {
+			x.id, x.idKept = g.ids.appendID(x.id[:0]), false // the id came from a trailer
+		}
 	}
 	if x.hop { // seen by checkRequest's scan of the raw headers
 		stripRequestHopByHop(&ctx.Request.Header, x)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"net"
 	"net/netip"
@@ -71,47 +72,84 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, x *exchange) {
 	}
 }
 
-// dropTrailers discards the request's trailer fields, as RFC 9110 section
-// 6.5.1 allows and nginx does. Kept, they would go upstream in a chunked
-// body, and a trailer named like a header the gateway sets would take that
-// header's value out of the header section; merged into the header section
-// (fasthttp does that when Trailer is deleted) they would be header lines
-// the client never sent as such. It reports false, dropping nothing, when a
-// trailer field repeats a field of the header section: one cannot go
-// without the other, and the request is ambiguous.
-func dropTrailers(h *fasthttp.RequestHeader, x *exchange) bool {
-	raw := h.RawHeaders()
-	x.scratch = x.scratch[:0]
-	for _, k := range h.PeekTrailerKeys() {
-		if rawHasField(raw, k) {
-			return false
-		}
-		x.scratch = append(append(x.scratch, k...), ',') // names are tokens: no comma
-	}
-	h.DelBytes(headerTrailer) // the values return to the header section...
-	for names := x.scratch; len(names) > 0; {
-		i := bytes.IndexByte(names, ',')
-		h.DelBytes(names[:i]) // ...and leave it
-		names = names[i+1:]
-	}
-	return true
+// trailerFields is what dropTrailers needs of a request or response header.
+type trailerFields interface {
+	PeekTrailerKeys() [][]byte
+	TrailerHeader() []byte
+	PeekAll(key string) [][]byte
+	DelBytes(key []byte)
+	AddBytesKV(key, value []byte)
 }
 
-// rawHasField reports whether the raw header block has a field named name
-// (case-insensitive). The guard has checked the block's syntax.
-func rawHasField(raw, name []byte) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if colon := bytes.IndexByte(line, ':'); colon > 0 && bytes.EqualFold(line[:colon], name) {
-			return true
+// dropTrailers discards the trailer section's fields, as RFC 9110 section
+// 6.5.1 allows and nginx does, on requests and on upstream answers; a
+// header-section field of the same name (Server-Timing may come as both)
+// is kept. Kept, trailers would be forwarded in a chunked body, and a
+// trailer named like a header the gateway sets would take that header's
+// value out of the header section; merged into the header section (what
+// fasthttp does when Trailer is deleted, as the hop-by-hop strip does)
+// they would be header fields the sender never sent as such, seen by the
+// cache among others. scratch is working space; its contents are lost.
+func dropTrailers(h trailerFields, scratch []byte) []byte {
+	// scratch holds length-prefixed chunks: the announced names, then per
+	// name the count of its header-section values and the values.
+	scratch = scratch[:0]
+	for _, k := range h.PeekTrailerKeys() {
+		scratch = binary.AppendUvarint(scratch, uint64(len(k)))
+		scratch = append(scratch, k...)
+	}
+	namesEnd := len(scratch)
+	arrived := h.TrailerHeader() // the trailer section as received
+	for pos := 0; pos < namesEnd; {
+		var k []byte
+		k, pos = chunkAt(scratch, pos)
+		all := h.PeekAll(b2s(k)) // header-section values first
+		head := all[:len(all)-min(countFields(arrived, k), len(all))]
+		scratch = binary.AppendUvarint(scratch, uint64(len(head)))
+		for _, v := range head {
+			scratch = binary.AppendUvarint(scratch, uint64(len(v)))
+			scratch = append(scratch, v...)
 		}
 	}
-	return false
+	h.DelBytes(headerTrailer) // the trailer values join the header section...
+	for pos, vpos := 0, namesEnd; pos < namesEnd; {
+		var k, v []byte
+		k, pos = chunkAt(scratch, pos)
+		h.DelBytes(k) // ...and leave it, with the header section's values,
+		n, w := binary.Uvarint(scratch[vpos:])
+		vpos += w
+		for range n {
+			v, vpos = chunkAt(scratch, vpos)
+			h.AddBytesKV(k, v) // which are put back
+		}
+	}
+	return scratch
+}
+
+// chunkAt returns the length-prefixed chunk (binary.AppendUvarint, then the
+// bytes) at b[pos:], and the position after it.
+func chunkAt(b []byte, pos int) ([]byte, int) {
+	n, w := binary.Uvarint(b[pos:])
+	pos += w
+	return b[pos : pos+int(n)], pos + int(n)
+}
+
+// countFields counts the fields named name (case-insensitive) in a
+// serialized header block.
+func countFields(block, name []byte) int {
+	n := 0
+	for len(block) > 0 {
+		line := block
+		if i := bytes.IndexByte(block, '\n'); i >= 0 {
+			line, block = block[:i], block[i+1:]
+		} else {
+			block = nil
+		}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && bytes.EqualFold(line[:colon], name) {
+			n++
+		}
+	}
+	return n
 }
 
 // Bits for the headers the gateway owns: it sets, replaces or trusts one
