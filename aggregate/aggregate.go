@@ -107,6 +107,7 @@ type Endpoint struct {
 	statusOnPartial int
 	maxPartBytes    int
 	trustUserHeader bool
+	vary            []byte // the parts' forward_headers, for the answer's Vary; nil when none
 	parts           []part
 	metrics         *endpointMetrics
 	pool            sync.Pool  // *call
@@ -117,6 +118,27 @@ type Endpoint struct {
 // defaultWorkerIdle is how long a part worker waits for another part
 // before it exits.
 const defaultWorkerIdle = 2 * time.Second
+
+// varyOf lists, once each and comma-separated, the request headers the
+// parts forward: the answer depends on them, and says so in Vary, so that
+// the gateway's cache (and any downstream) keys on them.
+func varyOf(parts []part) []byte {
+	var b []byte
+	seen := map[string]bool{}
+	for i := range parts {
+		for _, h := range parts[i].headers {
+			if seen[string(h)] {
+				continue
+			}
+			seen[string(h)] = true
+			if len(b) > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, h...)
+		}
+	}
+	return b
+}
 
 // part is a PartSpec compiled for the request path. Immutable.
 type part struct {
@@ -173,6 +195,7 @@ func New(spec Spec, resolve func(service string) Doer, set *metrics.Set) (*Endpo
 		}
 		e.parts[i] = p
 	}
+	e.vary = varyOf(e.parts)
 	if set == nil {
 		set = metrics.NewSet()
 	}

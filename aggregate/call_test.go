@@ -48,3 +48,25 @@ func TestSettledSignal(t *testing.T) {
 		})
 	}
 }
+
+func TestHasPrivateDirective(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want bool
+	}{
+		{"private", true},
+		{"public, max-age=60", false},
+		{"max-age=60, No-Store", true},
+		{`private="Set-Cookie", max-age=60`, true},
+		{" no-cache ", true},
+		{"no-transform, s-maxage=10", false},
+		{"privateer", false},
+		{"", false},
+	} {
+		t.Run(tt.v, func(t *testing.T) {
+			if got := hasPrivateDirective([]byte(tt.v)); got != tt.want {
+				t.Errorf("hasPrivateDirective(%q) = %v, want %v", tt.v, got, tt.want)
+			}
+		})
+	}
+}

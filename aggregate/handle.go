@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -13,7 +14,9 @@ import (
 // Handle answers ctx with the aggregate: it calls every part at once and
 // writes the whole answer into ctx.Response (status, Content-Type,
 // X-Aggregated, X-Aggregate-Complete, Cache-Control: no-store when
-// incomplete, body) once every part settled or the deadline passed.
+// incomplete or when a part's answer was not for sharing (privateAnswer),
+// Vary naming the parts' forward_headers, body) once every part settled
+// or the deadline passed.
 //
 // The caller has already set X-Request-ID and X-Forwarded-For/-Proto/-Host
 // on ctx.Request: they are copied to every part request, with the part's
@@ -215,8 +218,53 @@ func (s *slot) settle(err error) result {
 	if ce := s.resp.Header.ContentEncoding(); len(ce) > 0 && string(ce) != "identity" {
 		return result{outcome: OutcomeInvalidJSON, status: s.resp.StatusCode()}
 	}
-	return checkBody(s.resp.StatusCode(), s.resp.Body(), s.c.e.maxPartBytes)
+	r := checkBody(s.resp.StatusCode(), s.resp.Body(), s.c.e.maxPartBytes)
+	r.private = privateAnswer(&s.resp.Header)
+	return r
 }
+
+// privateAnswer reports whether a part's answer must not be shared: its
+// Cache-Control says private, no-store or no-cache, or it sets a cookie.
+// The merged answer is then no-store, so that no cache hands one user's
+// part to another.
+func privateAnswer(h *fasthttp.ResponseHeader) bool {
+	for k, v := range h.All() {
+		switch {
+		case len(k) == len("Set-Cookie") && string(k) == "Set-Cookie":
+			return true
+		case len(k) == len("Cache-Control") && string(k) == "Cache-Control" && hasPrivateDirective(v):
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrivateDirective reports whether a Cache-Control value holds
+// private, no-store or no-cache (any case, with or without a value).
+func hasPrivateDirective(v []byte) bool {
+	for len(v) > 0 {
+		var d []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			d, v = v[:i], v[i+1:]
+		} else {
+			d, v = v, nil
+		}
+		if i := bytes.IndexByte(d, '='); i >= 0 {
+			d = d[:i]
+		}
+		d = bytes.TrimSpace(d)
+		if bytes.EqualFold(d, directivePrivate) || bytes.EqualFold(d, directiveNoStore) || bytes.EqualFold(d, directiveNoCache) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	directivePrivate = []byte("private")
+	directiveNoStore = []byte("no-store")
+	directiveNoCache = []byte("no-cache")
+)
 
 // isTimeout reports a Doer error meaning the deadline passed (a dial
 // timeout is a failure to reach the instance, not a part timeout).
@@ -302,7 +350,12 @@ func (c *call) answer(ctx *fasthttp.RequestCtx, start time.Time) Summary {
 		resp.Header.SetCanonical(headerComplete, valueTrue)
 	} else {
 		resp.Header.SetCanonical(headerComplete, valueFalse)
+	}
+	if v.status != statusSuccess || anyPrivate(c.results) {
 		resp.Header.SetCanonical(headerCacheControl, valueNoStore)
+	}
+	if len(e.vary) > 0 {
+		resp.Header.SetCanonical(headerVary, e.vary)
 	}
 	c.out = resp.SwapBody(c.out)[:0]
 
@@ -313,6 +366,15 @@ func (c *call) answer(ctx *fasthttp.RequestCtx, start time.Time) Summary {
 	sum.Succeeded = uint8(v.succeeded)
 	sum.Failed = sum.Called - sum.Succeeded
 	return sum
+}
+
+func anyPrivate(rs []result) bool {
+	for i := range rs {
+		if rs[i].private {
+			return true
+		}
+	}
+	return false
 }
 
 // badRequest answers 400 naming the placeholder that could not be filled.
@@ -338,6 +400,7 @@ var (
 	headerAggregated     = canonical("X-Aggregated")
 	headerComplete       = canonical("X-Aggregate-Complete")
 	headerCacheControl   = canonical("Cache-Control")
+	headerVary           = canonical("Vary")
 	valueTrue            = []byte("true")
 	valueFalse           = []byte("false")
 	valueNoStore         = []byte("no-store")

@@ -46,6 +46,7 @@ type result struct {
 	outcome Outcome
 	status  int    // the part's HTTP status; 0 when no answer was read
 	body    []byte // valid JSON, trimmed, when outcome is OutcomeOK; borrowed from the part's response
+	private bool   // the part's answer is not for sharing (privateAnswer)
 }
 
 // maxDepth bounds the nesting of a part body. fastjson's validator has no

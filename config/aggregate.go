@@ -97,6 +97,12 @@ func (a *Aggregate) validate(v *validator, key string, c *Config, params map[str
 		v.add(key+".status_on_partial", "must be 200..299 (not 204 or 205) or 502..504, got %d", s)
 	}
 	v.size(key+".max_part_bytes", a.MaxPartBytes)
+	if a.TrustUserHeader && a.CacheTTL.set {
+		// The answer depends on X-User-ID, which the gateway takes off the
+		// request before the cache looks it up: every user would share one
+		// entry.
+		v.add(key+".cache_ttl", "an aggregate with trust_user_header answers per user: its answers cannot be cached")
+	}
 	switch n := len(a.Parts); {
 	case n == 0:
 		v.add(key+".parts", "an aggregate needs at least one part")

@@ -113,6 +113,7 @@ func TestAggregateProblems(t *testing.T) {
 		{"status 500", agg("/a", `status_on_partial = 500`) + ok, "aggregates[0].status_on_partial", "got 500"},
 		{"max part bytes", agg("/a", `max_part_bytes = "1XB"`) + ok, "aggregates[0].max_part_bytes", "bad size"},
 		{"no parts", agg("/a"), "aggregates[0].parts", "at least one part"},
+		{"cache with a trusted user header", agg("/a", "trust_user_header = true", `cache_ttl = "0s"`) + ok, "aggregates[0].cache_ttl", "cannot be cached"},
 		{"key required", agg("/a") + part("", "users", "/a"), "aggregates[0].parts[0].key", "required"},
 		{"key quote", agg("/a") + part(`a\"b`, "users", "/a"), "aggregates[0].parts[0].key", "bad key"},
 		{"key digit", agg("/a") + part("1a", "users", "/a"), "aggregates[0].parts[0].key", "bad key"},

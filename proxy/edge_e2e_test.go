@@ -1058,6 +1058,15 @@ func cacheStubHandler(ctx *fasthttp.RequestCtx) bool {
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 	case strings.Contains(p, "/cookie"):
 		ctx.Response.Header.Set("Set-Cookie", "session=s3cret; HttpOnly")
+	case strings.Contains(p, "/internal/bycookie"): // a part answering per cookie, shareably
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"cookie":"` + string(ctx.Request.Header.Peek("Cookie")) + `"}`)
+		return true
+	case strings.Contains(p, "/internal/private"): // a part answering per client, privately
+		ctx.Response.Header.Set("Cache-Control", "private")
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"peer":"` + string(ctx.Request.Header.Peek("X-Forwarded-For")) + `"}`)
+		return true
 	case strings.Contains(p, "/echo"): // an answer that depends on the query
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"uri":"` + string(ctx.Request.Header.RequestURI()) + `"}`)
@@ -1107,6 +1116,21 @@ cache_ttl = "30s"
   key = "b"
   service = "svc"
   path = "/internal/full/b"
+[[aggregates]]
+path = "/agg/cookie"
+cache_ttl = "30s"
+  [[aggregates.parts]]
+  key = "me"
+  service = "svc"
+  path = "/internal/bycookie"
+  forward_headers = ["Cookie"]
+[[aggregates]]
+path = "/agg/private"
+cache_ttl = "30s"
+  [[aggregates.parts]]
+  key = "me"
+  service = "svc"
+  path = "/internal/private"
 [[aggregates]]
 path = "/agg/partial"
 cache_ttl = "30s"
@@ -1328,6 +1352,31 @@ cache_ttl = "30s"
 		}
 		if n := receivedURI(s, "/internal/partial/a"); n != 2 {
 			t.Errorf("partial aggregate: part a called %d times, want 2 (not cached)", n)
+		}
+	})
+
+	// An aggregate's answer depends on the headers its parts forward (it
+	// says Vary) and is never shared when a part's answer was private.
+	t.Run("aggregates answering per client", func(t *testing.T) {
+		for i, tt := range []struct{ cookie, cache string }{{"sid=alice", "MISS"}, {"sid=bob", "MISS"}, {"sid=alice", "HIT"}} {
+			r := do(t, c, "GET", "/agg/cookie", nil, "Cookie", tt.cookie)
+			xcache(t, r, tt.cache)
+			if !strings.Contains(string(r.body), tt.cookie) {
+				t.Errorf("request %d with %s got %s", i, tt.cookie, r.body)
+			}
+			if got := r.get("Vary"); got != "Cookie" {
+				t.Errorf("request %d: Vary %q, want Cookie", i, got)
+			}
+		}
+		for i := range 2 {
+			r := do(t, c, "GET", "/agg/private", nil)
+			xcache(t, r, "MISS")
+			if got := r.get("Cache-Control"); got != "no-store" {
+				t.Errorf("request %d: Cache-Control %q, want no-store (a part answered private)", i, got)
+			}
+		}
+		if n := receivedURI(s, "/internal/private"); n != 2 {
+			t.Errorf("private part called %d times, want 2 (its aggregate not cached)", n)
 		}
 	})
 }
