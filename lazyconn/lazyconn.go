@@ -22,6 +22,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -180,14 +181,51 @@ func offset(t time.Time) int64 {
 	return max(int64(t.Sub(epoch)), 1)
 }
 
-// Listener wraps each accepted connection with Wrap.
-type Listener struct{ net.Listener }
+// Listener wraps each accepted connection with Wrap, and rides out accept
+// errors that pass.
+type Listener struct {
+	net.Listener
+
+	// OnTemporaryError, when set, is told of each accept error that Accept
+	// retries, and of the pause before the retry.
+	OnTemporaryError func(err error, wait time.Duration)
+
+	sleep func(time.Duration) // time.Sleep; tests replace it
+}
 
 // Accept waits for and returns the next connection, wrapped.
+//
+// An error that ends by itself (out of file descriptors, EMFILE or ENFILE,
+// which connections closing cure; ENOBUFS, ENOMEM) is retried after a pause
+// that doubles from 5 ms to 1 s, as net/http's server does. fasthttp's
+// Serve returns on any accept error but a timeout, which would end the
+// whole server, every client connection with it, at the first burst of
+// connections over the descriptor limit. Other errors (the listener
+// closed) are returned.
 func (l Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var wait time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return Wrap(c), nil
+		}
+		if !passing(err) {
+			return nil, err
+		}
+		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+		if l.OnTemporaryError != nil {
+			l.OnTemporaryError(err, wait)
+		}
+		if l.sleep != nil {
+			l.sleep(wait)
+		} else {
+			time.Sleep(wait)
+		}
 	}
-	return Wrap(c), nil
+}
+
+// passing reports an accept error that ends by itself.
+func passing(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }

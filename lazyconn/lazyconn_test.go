@@ -7,8 +7,10 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -421,6 +423,79 @@ func BenchmarkSetReadDeadline(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				_ = bc.c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			}
+		})
+	}
+}
+
+// flakyListener fails its first accepts with errs, then accepts for real.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		return nil, err
+	}
+	return f.Listener.Accept()
+}
+
+// TestListenerRidesOutPassingErrors: out of file descriptors (and the like)
+// is retried with a doubling pause; any other error is returned.
+func TestListenerRidesOutPassingErrors(t *testing.T) {
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	enfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ENFILE)}
+	tests := []struct {
+		name      string
+		errs      []error
+		wantWaits []time.Duration
+		wantErr   error
+	}{
+		{"none", nil, nil, nil},
+		{"out of descriptors", []error{emfile, emfile, enfile}, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}, nil},
+		{"capped at a second", []error{emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile}, []time.Duration{
+			5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond,
+			160 * time.Millisecond, 320 * time.Millisecond, 640 * time.Millisecond, time.Second}, nil},
+		{"closed", []error{net.ErrClosed}, nil, net.ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var slept, told []time.Duration
+			l := Listener{
+				Listener:         &flakyListener{Listener: raw, errs: tt.errs},
+				OnTemporaryError: func(_ error, d time.Duration) { told = append(told, d) },
+				sleep:            func(d time.Duration) { slept = append(slept, d) },
+			}
+			go func() {
+				if c, err := net.Dial("tcp", raw.Addr().String()); err == nil {
+					defer c.Close()
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+			c, err := l.Accept()
+			switch {
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Accept: %v, want %v", err, tt.wantErr)
+				}
+			case err != nil:
+				t.Fatalf("Accept: %v, want a connection after the passing errors", err)
+			default:
+				if _, ok := c.(*Conn); !ok {
+					t.Errorf("accepted %T, want *lazyconn.Conn", c)
+				}
+				c.Close()
+			}
+			if !slices.Equal(slept, tt.wantWaits) || !slices.Equal(told, tt.wantWaits) {
+				t.Errorf("slept %v, told %v, want %v", slept, told, tt.wantWaits)
 			}
 		})
 	}

@@ -34,7 +34,10 @@ import (
 type Gateway struct {
 	cfg        *config.Config
 	upstreams  []*upstream           // one per service, in config order
-	started    sync.Once             // starts the health checkers
+	started    bool                  // the health checkers were started; protected by lnMu
+	lnMu       sync.Mutex            // protects started, ln and stopped
+	ln         net.Listener          // Serve's, once it runs
+	stopped    bool                  // Shutdown was called
 	routes     atomic.Pointer[table] // immutable; swapped whole
 	aggregates *aggregates           // immutable; nil without [[aggregates]]
 	edge       *edgeShared           // CORS, JWT, rate limits, cache
@@ -189,24 +192,48 @@ func (g *Gateway) Services() []*balance.Service {
 func (g *Gateway) Metrics() *metrics.Set { return g.metrics }
 
 // Serve starts the active health checks (once) and accepts connections on
-// ln until Shutdown. Accepted connections get lazily armed deadlines
-// (package lazyconn): the server moves them on every request.
+// ln until Shutdown; after Shutdown it closes ln and returns nil at once.
+// Accepted connections get lazily armed deadlines (package lazyconn): the
+// server moves them on every request. Running out of file descriptors
+// pauses accepting rather than ending Serve.
 func (g *Gateway) Serve(ln net.Listener) error {
-	g.started.Do(func() {
+	g.lnMu.Lock()
+	if g.stopped {
+		g.lnMu.Unlock()
+		return ln.Close()
+	}
+	g.ln = ln
+	if !g.started {
+		g.started = true
 		for _, u := range g.upstreams {
 			if u.checker != nil {
 				u.checker.Start()
 			}
 		}
-	})
-	return g.server.Serve(lazyconn.Listener{Listener: ln})
+	}
+	g.lnMu.Unlock()
+	return g.server.Serve(lazyconn.Listener{Listener: ln, OnTemporaryError: g.acceptError})
+}
+
+func (g *Gateway) acceptError(err error, wait time.Duration) {
+	g.log.Warn().Err(err).Dur("retry_in", wait).Msg("accept failed; retrying")
 }
 
 // Shutdown stops accepting, waits for in-flight requests until ctx is done,
 // closes idle client connections, stops the health checks and closes the
-// upstream pools.
+// upstream pools. Called before Serve, or while Serve is starting, it still
+// ends that Serve.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.lnMu.Lock()
+	g.stopped = true
+	ln := g.ln
+	g.lnMu.Unlock()
 	err := g.server.ShutdownWithContext(ctx)
+	if ln != nil {
+		// fasthttp's shutdown closes only a listener its Serve has already
+		// registered; one still being registered would accept forever.
+		_ = ln.Close()
+	}
 	for _, u := range g.upstreams {
 		if u.checker != nil {
 			u.checker.Stop()
