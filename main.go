@@ -52,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d services, %d routes)\n", *path, len(cfg.Services), len(cfg.Routes))
 		return 0
 	}
+	// From here on SIGINT and SIGTERM mean a graceful shutdown, even one
+	// that arrives while the gateway is still starting.
+	sigs, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	log := newLogger(cfg, stderr)
 	// go-redis logs every failed dial; the rate limiter already logs store
 	// state changes once each, so its lines go to debug.
@@ -72,10 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *pprofAddr != "" {
 		go func() { log.Err(http.ListenAndServe(*pprofAddr, nil)).Msg("pprof") }()
 	}
-	return serve(cfg, log, access)
+	return serve(cfg, log, access, sigs, stop)
 }
 
-func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) int {
+// serve runs the gateway until a signal (sigs done), then drains it; stop
+// gives signals their default action back, so that a second one ends the
+// process at once.
+func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter, sigs context.Context, stop func()) int {
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		log.Error().Err(err).Msg("listen")
@@ -92,15 +99,17 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 	go func() { served <- g.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Int("services", len(cfg.Services)).Int("routes", len(cfg.Routes)).Msg("fastgate serving")
 
-	sigs, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	code := 0
 	select {
 	case err := <-served:
+		// Accepting failed for good: drain what is in flight all the same.
 		log.Error().Err(err).Msg("serve")
-		return 1
+		code = 1
+		served <- err
 	case <-sigs.Done():
+		stop()
 	}
-	log.Info().Dur("timeout", cfg.Server.ShutdownTimeout.Duration).Msg("shutting down: draining in-flight requests")
+	log.Info().Dur("timeout", cfg.Server.ShutdownTimeout.Duration).Msg("shutting down: draining in-flight requests (a second signal stops at once)")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
@@ -112,7 +121,7 @@ func serve(cfg *config.Config, log zerolog.Logger, access *proxy.AsyncWriter) in
 	} else {
 		log.Info().Msg("stopped")
 	}
-	return 0
+	return code
 }
 
 // runToken is `fastgate token -sub ID [-ttl 1h] [-config PATH]`: it mints

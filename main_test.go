@@ -82,7 +82,9 @@ colour = "blue"
 
 // TestSignalDrain runs the real binary: SIGTERM while a request is in
 // flight lets that request finish with 200, and the process exits 0.
-func TestSignalDrain(t *testing.T) {
+// TestSignals runs the built binary: SIGTERM drains in-flight requests
+// and exits 0; a second signal during the drain ends the process at once.
+func TestSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -90,21 +92,30 @@ func TestSignalDrain(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	up, err := stub.Start(stub.Options{ID: "slow", Latency: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "c.toml")
-	cfg := fmt.Sprintf(`[server]
+	for _, tt := range []struct {
+		name    string
+		latency time.Duration // the upstream's
+		second  bool          // send a second SIGTERM during the drain
+	}{
+		{"drain", 500 * time.Millisecond, false},
+		{"second signal", 3 * time.Second, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up, err := stub.Start(stub.Options{ID: "slow", Latency: tt.latency})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			addr := freeAddr(t)
+			cfgPath := filepath.Join(t.TempDir(), "c.toml")
+			cfg := fmt.Sprintf(`[server]
 listen = %q
-shutdown_timeout = "5s"
+shutdown_timeout = "8s"
 [log]
 level = "warn"
 [[services]]
 name = "s"
-timeout = "3s"
+timeout = "7s"
   [[services.instances]]
   id = "slow"
   addr = %q
@@ -112,49 +123,66 @@ timeout = "3s"
 prefix = "/"
 service = "s"
 `, addr, up.Addr())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "-config", cfgPath)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitListening(t, addr)
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd := exec.Command(bin, "-config", cfgPath)
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			waitListening(t, addr)
 
-	type result struct {
-		code int
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI("http://" + addr + "/slow")
-		err := fasthttp.DoTimeout(req, resp, 5*time.Second)
-		done <- result{resp.StatusCode(), err}
-	}()
-	deadline := time.Now().Add(3 * time.Second)
-	for up.Requests() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if up.Requests() == 0 {
-		t.Fatal("request never reached the upstream")
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil || r.code != 200 {
-		t.Fatalf("in-flight request: status %d, err %v; want 200", r.code, r.err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Fatal("still accepting after shutdown")
+			type result struct {
+				code int
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				req.SetRequestURI("http://" + addr + "/slow")
+				err := fasthttp.DoTimeout(req, resp, 10*time.Second)
+				done <- result{resp.StatusCode(), err}
+			}()
+			deadline := time.Now().Add(3 * time.Second)
+			for up.Requests() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if up.Requests() == 0 {
+				t.Fatal("request never reached the upstream")
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if tt.second {
+				time.Sleep(300 * time.Millisecond) // the drain has begun
+				sent := time.Now()
+				if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				err := cmd.Wait()
+				if took := time.Since(sent); took > time.Second {
+					t.Errorf("exited %v after the second signal, want at once", took.Round(time.Millisecond))
+				}
+				if err == nil {
+					t.Errorf("exit 0 after a second signal, want the signal's")
+				}
+				return
+			}
+			r := <-done
+			if r.err != nil || r.code != 200 {
+				t.Fatalf("in-flight request: status %d, err %v; want 200", r.code, r.err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+			}
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				t.Fatal("still accepting after shutdown")
+			}
+		})
 	}
 }
 
