@@ -81,7 +81,9 @@ func judge(req *fasthttp.Request, resp *fasthttp.Response, routeTTL, defaultTTL 
 		return v, errAuthorization
 	}
 	if n, err := fasthttp.ParseUint(h.age); err == nil {
-		v.initAge = time.Duration(n) * time.Second
+		// Capped as RFC 9111 section 1.2.2 asks; uncapped, n seconds could
+		// wrap past int64 nanoseconds into a negative age.
+		v.initAge = time.Duration(min(int64(n), maxDeltaSeconds)) * time.Second
 	}
 	fresh, ok := upstreamLifetime(&h.cc, h.expires, h.date, now)
 	switch {

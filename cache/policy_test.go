@@ -38,6 +38,8 @@ func TestStorePolicy(t *testing.T) {
 		{"bad Expires", "GET", nil, 200, []string{"Expires", "0"}, time.Minute, errStale},
 		{"Expires - Date", "GET", nil, 200, []string{"Date", "Mon, 02 Jan 2006 15:04:05 GMT", "Expires", "Mon, 02 Jan 2006 15:05:05 GMT"}, 0, nil},
 		{"Age beyond max-age", "GET", nil, 200, []string{"Cache-Control", maxAge, "Age", "61"}, 0, errNoTTL},
+		// Age * 1s past int64 nanoseconds must not wrap into a negative age.
+		{"Age overflowing", "GET", nil, 200, []string{"Cache-Control", maxAge, "Age", "18415244073"}, 0, errNoTTL},
 		{"Set-Cookie", "GET", nil, 200, []string{"Cache-Control", "public, max-age=60", "Set-Cookie", "sid=1"}, time.Minute, errSetCookie},
 		{"Authorization", "GET", []string{"Authorization", "Bearer x"}, 200, []string{"Cache-Control", maxAge}, time.Minute, errAuthorization},
 		{"Authorization, public", "GET", []string{"Authorization", "Bearer x"}, 200, []string{"Cache-Control", "public, max-age=60"}, 0, nil},
