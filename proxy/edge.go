@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"strings"
@@ -270,19 +271,41 @@ func (g *Gateway) rateLimit(ctx *fasthttp.RequestCtx, x *exchange, l *limiter) b
 // appendLimitKey appends the bucket key: "ip:ADDR" (the client address
 // from the trusted-proxy rules, so a spoofed X-Forwarded-For cannot pick a
 // fresh bucket), "u:SUB", or "h:VALUE" (falling back to the address when
-// the header is absent).
+// the header is absent); a SUB or VALUE over maxKeyValue bytes is hashed
+// (appendKeyValue).
 func appendLimitKey(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, l *limiter, g *Gateway) []byte {
 	switch l.key {
 	case 'u':
 		if x.user != "" {
-			return append(append(dst, "u:"...), x.user...)
+			return appendKeyValue(dst, "u:", "u#", s2b(x.user))
 		}
 	case 'h':
 		if v := ctx.Request.Header.PeekCanonical(l.header); len(v) > 0 {
-			return append(append(dst, "h:"...), v...)
+			return appendKeyValue(dst, "h:", "h#", v)
 		}
 	}
 	return g.clientIP(ctx, x).AppendTo(append(dst, "ip:"...))
+}
+
+// maxKeyValue bounds the client-chosen part of a bucket key kept as is.
+const maxKeyValue = 64
+
+// appendKeyValue appends prefix and v, or, when v is longer than
+// maxKeyValue, hashed and the SHA-256 of v (its first 16 bytes, in hex).
+// A store keeps every key it admits until evicted: bounded keys bound its
+// memory (max_keys x about 100 bytes) where a client's 8 KiB header value
+// would take 8 KiB each. The hash is the same in every gateway, so shared
+// (Redis) limits agree, and a client cannot aim at another's bucket.
+func appendKeyValue(dst []byte, prefix, hashed string, v []byte) []byte {
+	if len(v) <= maxKeyValue {
+		return append(append(dst, prefix...), v...)
+	}
+	sum := sha256.Sum256(v)
+	dst = append(dst, hashed...)
+	for _, b := range sum[:16] {
+		dst = append(dst, hexDigits[b>>4], hexDigits[b&15])
+	}
+	return dst
 }
 
 func setRateLimitHeaders(h *fasthttp.ResponseHeader, d *ratelimit.Decision) {

@@ -533,6 +533,14 @@ service = "svc"
 		}
 		rejected(t, do(t, c, "GET", "/key/x", nil, "X-Api-Key", "alpha"), 2)
 		allowed(t, do(t, c, "GET", "/key/x", nil, "X-Api-Key", "beta"), 2, 1)
+		// Values over 64 bytes are keyed by their hash: still one bucket
+		// per value, even when they share a long prefix.
+		long := strings.Repeat("k", 100)
+		for i := range 2 {
+			allowed(t, do(t, c, "GET", "/key/x", nil, "X-Api-Key", long+"1"), 2, 1-i)
+		}
+		rejected(t, do(t, c, "GET", "/key/x", nil, "X-Api-Key", long+"1"), 2)
+		allowed(t, do(t, c, "GET", "/key/x", nil, "X-Api-Key", long+"2"), 2, 1)
 	})
 
 	t.Run("key user", func(t *testing.T) {

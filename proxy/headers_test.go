@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,44 @@ func TestAppendID(t *testing.T) {
 			}
 			if !requestIDPattern.MatchString(want) {
 				t.Fatalf("%q does not match the e2e tests' id pattern", want)
+			}
+		})
+	}
+}
+
+// TestAppendKeyValue: a client-chosen key part is kept up to maxKeyValue
+// bytes, else replaced by a fixed-size hash that tells values apart.
+func TestAppendKeyValue(t *testing.T) {
+	long := strings.Repeat("k", maxKeyValue)
+	tests := []struct {
+		name, v, want string
+	}{
+		{"short", "alpha", "h:alpha"},
+		{"at the bound", long, "h:" + long},
+		{"over the bound", long + "1", ""},
+		{"over the bound, other", long + "2", ""},
+		{"8 KiB", strings.Repeat("x", 8<<10), ""},
+	}
+	seen := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(appendKeyValue([]byte("pre|"), "h:", "h#", []byte(tt.v)))
+			if !strings.HasPrefix(got, "pre|") {
+				t.Fatalf("%q: dst not kept", got)
+			}
+			got = got[len("pre|"):]
+			switch {
+			case tt.want != "" && got != tt.want:
+				t.Errorf("got %q, want %q", got, tt.want)
+			case tt.want == "" && (len(got) != 2+32 || !strings.HasPrefix(got, "h#")):
+				t.Errorf("got %q, want h# and 32 hex digits", got)
+			}
+			if other, dup := seen[got]; dup {
+				t.Errorf("%q and %q share the key %q", tt.name, other, got)
+			}
+			seen[got] = tt.name
+			if again := string(appendKeyValue(nil, "h:", "h#", []byte(tt.v))); again != got {
+				t.Errorf("not stable: %q then %q", got, again)
 			}
 		})
 	}
