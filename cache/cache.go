@@ -26,6 +26,7 @@
 package cache
 
 import (
+	"bytes"
 	"hash/maphash"
 	"math/bits"
 	"sync"
@@ -48,6 +49,12 @@ type Options struct {
 	// per shard and no entry larger than maxBytes/Shards is stored
 	// [16, fewer when that would leave a shard under 1 MiB].
 	Shards int
+	// Rewritten lists request headers the caller changes between Get and
+	// Store (a proxy's X-Forwarded-For and the like): an answer whose Vary
+	// names one is not stored, since a lookup, made with the client's
+	// value, could never match the value it was stored under, and a client
+	// sending the rewritten value would read it [none].
+	Rewritten []string
 }
 
 // Cache is a response cache bounded by bytes.
@@ -60,6 +67,7 @@ type Cache struct {
 	seed       maphash.Seed
 	clock      func() time.Time
 	defaultTTL time.Duration
+	rewritten  [][]byte  // Options.Rewritten, canonical
 	keys       sync.Pool // *keyBuf
 }
 
@@ -83,6 +91,9 @@ func New(maxBytes int64, o Options) *Cache {
 		seed:       maphash.MakeSeed(),
 		clock:      o.Clock,
 		defaultTTL: o.DefaultTTL,
+	}
+	for _, h := range o.Rewritten {
+		c.rewritten = append(c.rewritten, fasthttp.AppendNormalizedHeaderKey(nil, h))
 	}
 	c.keys.New = func() any { return &keyBuf{} }
 	for i := range c.shards {
@@ -253,6 +264,13 @@ func (c *Cache) store(req *fasthttp.Request, path, query []byte, resp *fasthttp.
 	v, err := judge(req, resp, routeTTL, c.defaultTTL, now)
 	if err != nil {
 		return err
+	}
+	for _, name := range v.vary {
+		for _, r := range c.rewritten {
+			if bytes.Equal(name, r) {
+				return errVaryRewritten
+			}
+		}
 	}
 	kb := c.acquireKey()
 	defer c.releaseKey(kb)

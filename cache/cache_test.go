@@ -169,6 +169,18 @@ func TestVary(t *testing.T) {
 			}
 		}
 	})
+	t.Run("varying on a rewritten header", func(t *testing.T) {
+		rc := New(1<<20, Options{Rewritten: []string{"x-forwarded-for"}})
+		req := newReq("GET", "h", "X-Forwarded-For", "10.0.0.1", "Accept-Encoding", "gzip")
+		for _, v := range []string{"X-Forwarded-For", "accept-encoding, x-forwarded-for"} {
+			if rc.Store(req, []byte("/xff"), nil, newResp(200, "x", "Cache-Control", "max-age=60", "Vary", v), 0) {
+				t.Errorf("Vary: %s stored although X-Forwarded-For is rewritten", v)
+			}
+		}
+		if !rc.Store(req, []byte("/xff"), nil, newResp(200, "x", "Cache-Control", "max-age=60", "Vary", "Accept-Encoding"), 0) {
+			t.Error("Vary: Accept-Encoding not stored")
+		}
+	})
 	t.Run("names in any order and case", func(t *testing.T) {
 		req := newReq("GET", "h", "Accept-Encoding", "gzip", "Accept-Language", "fr")
 		c.Store(req, []byte("/multi"), nil, newResp(200, "fr-gz", "Cache-Control", "max-age=60", "Vary", "ACCEPT-LANGUAGE", "Vary", "accept-encoding, Accept-Language"), 0)

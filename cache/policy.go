@@ -22,6 +22,7 @@ var (
 	errAuthorization  = errors.New("cache: request has Authorization and the response is neither public nor s-maxage")
 	errPartial        = errors.New("cache: partial aggregate (X-Aggregate-Complete: false)")
 	errVaryStar       = errors.New("cache: response has Vary: *")
+	errVaryRewritten  = errors.New("cache: response varies on a request header the caller rewrites")
 	errStale          = errors.New("cache: upstream says the response is already stale")
 	errNoTTL          = errors.New("cache: no freshness lifetime (no route cache_ttl, max-age, Expires or default_ttl)")
 	errStream         = errors.New("cache: response body is a stream")

@@ -90,7 +90,12 @@ func (g *Gateway) newEdgeShared(cfg *config.Config, o Options) (*edgeShared, err
 		e.limiters[rc.Name] = l
 	}
 	if cfg.Cache != nil {
-		e.cache = cache.New(cfg.Cache.MaxBytes.N, cache.Options{DefaultTTL: cfg.Cache.DefaultTTL.Duration})
+		e.cache = cache.New(cfg.Cache.MaxBytes.N, cache.Options{
+			DefaultTTL: cfg.Cache.DefaultTTL.Duration,
+			// set by the gateway after the lookup (setForwardedHeaders,
+			// authenticate); X-User-ID is also taken off before it
+			Rewritten: []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Gateway-Service", "X-Request-ID", "X-User-ID"},
+		})
 		for r := range numCacheResults {
 			e.cacheResults[r] = g.metrics.NewCounter(`fastgate_cache_requests_total{result="` + cacheResultNames[r] + `"}`)
 		}

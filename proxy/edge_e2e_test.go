@@ -1079,6 +1079,10 @@ func cacheStubHandler(ctx *fasthttp.RequestCtx) bool {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"uri":"` + string(ctx.Request.Header.RequestURI()) + `"}`)
 		return true
+	case strings.Contains(p, "/byxff"): // varies on a header the gateway rewrites
+		ctx.Response.Header.Set("Vary", "X-Forwarded-For")
+		ctx.SetBodyString("for " + string(ctx.Request.Header.Peek("X-Forwarded-For")))
+		return true
 	case strings.Contains(p, "/vary"):
 		ctx.Response.Header.Set("Vary", "Accept-Language")
 		ctx.SetContentType("application/json")
@@ -1274,6 +1278,21 @@ cache_ttl = "30s"
 		}
 		if n := receivedURI(s, "/c/vary"); n != 2 {
 			t.Errorf("upstream called %d times, want 2 (one per Accept-Language)", n)
+		}
+	})
+
+	t.Run("Vary on a header the gateway rewrites", func(t *testing.T) {
+		// Looked up with the client's X-Forwarded-For, stored with the
+		// gateway's: never stored, so a forged value reads nothing.
+		for i, xff := range []string{"", "", "127.0.0.1"} {
+			var h []string
+			if xff != "" {
+				h = []string{"X-Forwarded-For", xff}
+			}
+			xcache(t, do(t, c, "GET", "/c/byxff", nil, h...), "MISS")
+			if n := receivedURI(s, "/c/byxff"); n != i+1 {
+				t.Errorf("request %d: upstream called %d times, want %d", i, n, i+1)
+			}
 		}
 	})
 
