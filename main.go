@@ -49,6 +49,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
+		// Key material is read when the gateway starts; -check reads it too
+		// (all but a jwks_url fetch), so that it passes no config the
+		// gateway would refuse.
+		if err := auth.CheckKeys(cfg.Auth.JWT); err != nil {
+			fmt.Fprintf(stderr, "%s: auth.jwt: %v\n", *path, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d services, %d routes)\n", *path, len(cfg.Services), len(cfg.Routes))
 		return 0
 	}

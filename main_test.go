@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,12 +44,31 @@ colour = "blue"
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Configs that parse but whose key material the gateway would refuse
+	// at start: -check reads the keys too.
+	keyCfg := func(name, jwt string) string {
+		p := filepath.Join(dir, name+".toml")
+		doc := "[auth.jwt]\n" + jwt + "\n[[services]]\nname = \"a\"\n  [[services.instances]]\n  id = \"x\"\n  addr = \"127.0.0.1:1\"\n[[routes]]\nprefix = \"/\"\nservice = \"a\"\nauth = \"jwt\"\n"
+		if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	notKey := filepath.Join(dir, "notkey.pem")
+	if err := os.WriteFile(notKey, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FASTGATE_TEST_SHORT_SECRET", "short")
+	shortSecret := keyCfg("short", "algorithms = [\"HS256\"]\nhmac_secret_env = \"FASTGATE_TEST_SHORT_SECRET\"")
+	badPEM := keyCfg("badpem", "algorithms = [\"RS256\"]\npublic_key_files = ["+strconv.Quote(notKey)+"]")
 	tests := []struct {
 		name string
 		args []string
 		code int
 		want []string // substrings of the output, in order
 	}{
+		{"HMAC secret too short", []string{"-check", "-config", shortSecret}, 1, []string{"auth.jwt:", "32 bytes"}},
+		{"public key file without a key", []string{"-check", "-config", badPEM}, 1, []string{"auth.jwt:", "notkey.pem"}},
 		{"demo config", []string{"-check", "-config", "config.toml"}, 0, []string{"config.toml: ok (5 services, 5 routes)"}},
 		{"every problem with key and line", []string{"-check", "-config", bad}, 1, []string{
 			"line 2: server.listen: bad address",
@@ -80,8 +100,6 @@ colour = "blue"
 	}
 }
 
-// TestSignalDrain runs the real binary: SIGTERM while a request is in
-// flight lets that request finish with 200, and the process exits 0.
 // TestSignals runs the built binary: SIGTERM drains in-flight requests
 // and exits 0; a second signal during the drain ends the process at once.
 func TestSignals(t *testing.T) {

@@ -122,6 +122,21 @@ func NewVerifier(cfg *config.JWT, o Options) (*Verifier, error) {
 	return v, nil
 }
 
+// CheckKeys loads the keys cfg names from files and the environment, as
+// NewVerifier does, without fetching jwks_url: what a config check can
+// verify before the gateway starts. nil cfg has nothing to check.
+func CheckKeys(cfg *config.JWT) error {
+	if cfg == nil {
+		return nil
+	}
+	static, err := loadStatic(cfg.JWKSFile, cfg.PublicKeyFiles, cfg.HMACSecretEnv, hasHMAC(cfg.Algorithms))
+	if err != nil || cfg.JWKSURL != "" {
+		return err // the fetched set is checked when the gateway starts
+	}
+	_, err = newKeySet(static, cfg.Algorithms)
+	return err
+}
+
 func parserOptions(cfg *config.JWT, o Options) []jwt.ParserOption {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(slices.Clone(cfg.Algorithms)),
