@@ -172,6 +172,11 @@ func (c *Config) validate(v *validator) {
 		}
 		names[svc.Name] = true
 		svc.validate(v, key, ids)
+		for j, in := range svc.Instances {
+			if in.Addr == c.Server.Listen {
+				v.add(fmt.Sprintf("%s.instances[%d].addr", key, j), "%q is the gateway's own server.listen: requests would loop", in.Addr)
+			}
+		}
 	}
 	prefixes := map[string]bool{}
 	for i := range c.Routes {
@@ -275,6 +280,9 @@ func (s *Service) validate(v *validator, key string, ids map[string]string) {
 			ids[in.ID] = ik
 		}
 		v.addr(ik+".addr", in.Addr)
+		if _, port, err := net.SplitHostPort(in.Addr); err == nil && port == "0" {
+			v.add(ik+".addr", "port 0 in %q: an upstream needs its port", in.Addr)
+		}
 		switch w := *in.Weight; {
 		case w < 0:
 			v.add(ik+".weight", "must not be negative, got %d", w)
