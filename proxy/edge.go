@@ -261,7 +261,7 @@ func (g *Gateway) rateLimit(ctx *fasthttp.RequestCtx, x *exchange, l *limiter) b
 	if d.StoreError {
 		l.storeErrors.Inc()
 	}
-	x.decision, x.limited = d, !d.StoreError
+	x.decision, x.limited, x.waited = d, !d.StoreError, true
 	if d.Allowed {
 		return true
 	}
@@ -336,6 +336,6 @@ func (g *Gateway) cacheLookup(ctx *fasthttp.RequestCtx, x *exchange, query []byt
 		return true
 	}
 	g.edge.cacheResults[cacheMiss].Inc()
-	x.flight, x.cacheMiss = f, true
+	x.flight, x.cacheMiss, x.waited = f, true, true
 	return false
 }

@@ -41,10 +41,11 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, r *route, query
 	req.Header.SetNoDefaultContentType(true)
 	g.setForwardedHeaders(ctx, x, r)
 
-	// Rate limiting (Redis) and a cache miss waiting for another request's
-	// fetch may have taken a while: the attempt deadlines start now.
+	// Rate limiting (Redis, even when it failed) and a cache miss waiting
+	// for another request's fetch may have taken a while: the attempt
+	// deadlines start now.
 	now := start
-	if x.cacheMiss || x.limited {
+	if x.waited {
 		now = time.Now()
 	}
 	err := r.up.try(req, resp, &x.attempts, r.attempt, r.retries, now, x.deadline)
