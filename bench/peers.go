@@ -27,7 +27,11 @@ type peerConfig struct {
 	AccessLog bool
 	// Workers is nginx worker_processes and haproxy nbthread [2].
 	Workers int
-	// KeepAlive is the idle upstream connections kept per worker [64].
+	// KeepAlive is the idle upstream connections nginx keeps per worker
+	// [1024, the gateway's max_conns: with fewer than a scenario's
+	// connections, nginx closes and reopens upstream connections under
+	// load (at 512 client connections, a third of its requests), which
+	// neither the gateway nor HAProxy does].
 	KeepAlive int
 	// MaxConns caps the gateway's connections per upstream [1024].
 	MaxConns int
@@ -132,7 +136,7 @@ func (pc peerConfig) withDefaults() peerConfig {
 		pc.Workers = 2
 	}
 	if pc.KeepAlive <= 0 {
-		pc.KeepAlive = 64
+		pc.KeepAlive = 1024
 	}
 	if pc.MaxConns <= 0 {
 		pc.MaxConns = 1024

@@ -163,7 +163,7 @@ func TestProxyConfigs(t *testing.T) {
 	}{
 		{name: "nginx access on", render: nginxConfig, access: true, want: []string{
 			"worker_processes 2;", "listen 127.0.0.1:18080;", "server 127.0.0.1:19001 weight=1",
-			"server 127.0.0.1:19002 weight=3", "keepalive 64;", "proxy_http_version 1.1;",
+			"server 127.0.0.1:19002 weight=3", "keepalive 1024;", "proxy_http_version 1.1;",
 			`proxy_set_header Connection "";`, "access.log gateway buffer=256k flush=100ms;", "keepalive_requests 1000000;",
 			"proxy_set_header X-Forwarded-For $remote_addr;", "proxy_set_header X-Request-ID $fastgate_request_id;",
 			"add_header X-Request-ID $fastgate_request_id always;", "log_format gateway",
