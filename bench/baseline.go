@@ -108,7 +108,36 @@ func compareBaseline(base, fresh *results, b band) ([]check, error) {
 	if len(out) == 0 {
 		return nil, errNoComparable
 	}
-	return out, nil
+	return append(out, soundnessChecks(base, fresh)...), nil
+}
+
+// soundnessChecks are what makes the ratios mean something, gated outside
+// any band: in every scenario the fresh run ran that the baseline also
+// has, the gateway produced results (a gateway that failed every round
+// leaves no ratio to compare, which must not pass as no regression), and it
+// answered no more errors than nginx (errors are out of req/s and CPU per
+// request, so a failing gateway would otherwise look fine).
+func soundnessChecks(base, fresh *results) []check {
+	var out []check
+	for i := range fresh.Scenarios {
+		fs := &fresh.Scenarios[i]
+		bs := base.scenario(fs.Name)
+		if bs == nil || fs.Skipped != "" || bs.Skipped != "" || bs.target("gateway") == nil || bs.target("nginx") == nil {
+			continue
+		}
+		g, n := fs.target("gateway"), fs.target("nginx")
+		if g == nil || g.Closed == nil || n == nil || n.Closed == nil {
+			out = append(out, check{Scenario: fs.Name, Metric: "results gateway, nginx (closed)", Base: 1, Fresh: 0, Limit: 1, Regressed: true})
+			continue
+		}
+		ge, ne := g.Closed.Errors.Total(), n.Closed.Errors.Total()
+		if g.Open != nil && n.Open != nil {
+			ge, ne = ge+g.Open.Errors.Total(), ne+n.Open.Errors.Total()
+		}
+		out = append(out, check{Scenario: fs.Name, Metric: "errors gateway (limit: nginx's)", Base: float64(ne), Fresh: float64(ge),
+			Limit: float64(ne), Regressed: ge > ne})
+	}
+	return out
 }
 
 func judge(scenario string, m metricSpec, base, fresh float64, b band) check {

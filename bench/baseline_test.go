@@ -44,21 +44,34 @@ func TestCompareBaseline(t *testing.T) {
 		regressed []string // metrics expected to regress
 		band      *band    // [b]
 	}{
-		{name: "same", base: one, fresh: fakeResults("proxy-small", even, even), checks: 4},
-		{name: "inside band", base: one, fresh: fakeResults("proxy-small", [4]float64{46000, 6000, 22, 480}, even), checks: 4},
-		{name: "both slower, ratio same", base: one, checks: 4,
+		{name: "same", base: one, fresh: fakeResults("proxy-small", even, even), checks: 5},
+		{name: "inside band", base: one, fresh: fakeResults("proxy-small", [4]float64{46000, 6000, 22, 480}, even), checks: 5},
+		{name: "both slower, ratio same", base: one, checks: 5,
 			fresh: fakeResults("proxy-small", [4]float64{25000, 10000, 40, 800}, [4]float64{25000, 10000, 40, 800})},
-		{name: "throughput regression", base: one, fresh: fakeResults("proxy-small", [4]float64{40000, 5000, 20, 400}, even), checks: 4,
+		{name: "throughput regression", base: one, fresh: fakeResults("proxy-small", [4]float64{40000, 5000, 20, 400}, even), checks: 5,
 			regressed: []string{"req/s gateway÷nginx"}},
-		{name: "p99 and cpu regression", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 7000, 25, 600}, even), checks: 4,
+		{name: "p99 and cpu regression", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 7000, 25, 600}, even), checks: 5,
 			regressed: []string{"p99 gateway÷nginx (closed)", "p99 gateway÷nginx (open)", "CPU/req gateway÷nginx"}},
-		{name: "improvement is not a regression", base: one, fresh: fakeResults("proxy-small", [4]float64{70000, 2000, 10, 100}, even), checks: 4},
-		{name: "p99 pooled: one noisy scenario absorbed", base: two(even, even), checks: 6,
+		{name: "improvement is not a regression", base: one, fresh: fakeResults("proxy-small", [4]float64{70000, 2000, 10, 100}, even), checks: 5},
+		{name: "p99 pooled: one noisy scenario absorbed", base: two(even, even), checks: 8,
 			fresh: two([4]float64{50000, 7000, 20, 400}, even)},
-		{name: "p99 pooled: worse in every scenario", base: two(even, even), checks: 6,
+		{name: "p99 pooled: worse in every scenario", base: two(even, even), checks: 8,
 			fresh:     two([4]float64{50000, 7000, 20, 400}, [4]float64{50000, 7000, 20, 400}),
 			regressed: []string{"p99 gateway÷nginx (closed)"}},
-		{name: "open p99 not gated at band 0", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 5000, 20, 4000}, even), checks: 4,
+		// Soundness, outside any band: one row per compared scenario.
+		{name: "gateway answered errors", base: one, checks: 5, regressed: []string{"errors gateway (limit: nginx's)"},
+			fresh: func() *results {
+				r := fakeResults("proxy-small", even, even)
+				r.Scenarios[0].target("gateway").Closed.Errors.Status = 10
+				return r
+			}()},
+		{name: "gateway failed every round of a scenario", base: two(even, even), checks: 6, regressed: []string{"results gateway, nginx (closed)"},
+			fresh: func() *results {
+				r := two(even, even)
+				r.Scenarios[1].target("gateway").Closed = nil
+				return r
+			}()},
+		{name: "open p99 not gated at band 0", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 5000, 20, 4000}, even), checks: 5,
 			band: &band{RPS: 0.10, P99: 0.25, CPU: 0.15}},
 	}
 	for _, tt := range tests {

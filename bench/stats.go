@@ -40,6 +40,9 @@ func (e errorCounts) add(o errorCounts) errorCounts {
 // sample is the outcome of one load run against one target, or the median
 // of several.
 type sample struct {
+	// Requests counts good answers (2xx; wrk's 3xx too): errors, non-2xx
+	// answers included, are in Errors, and in neither RPS nor CPU per
+	// request.
 	Requests int64   `json:"requests"`
 	Seconds  float64 `json:"seconds"`
 	RPS      float64 `json:"rps"`

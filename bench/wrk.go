@@ -154,8 +154,16 @@ func parseWrk(out string) (sample, error) {
 			s.Seconds = exactDur
 		}
 	}
-	if s.Seconds > 0 && (exact || s.RPS == 0) {
+	// wrk counts every answer as a request; the suite counts the good
+	// ones (2xx, 3xx), as the open loop does, so that a target answering
+	// errors fast neither gains req/s nor spreads its CPU over them.
+	total := s.Requests
+	s.Requests = max(total-s.Errors.Status, 0)
+	switch {
+	case s.Seconds > 0 && (exact || s.RPS == 0):
 		s.RPS = float64(s.Requests) / s.Seconds
+	case total > 0: // wrk's Requests/sec, over its exact run time
+		s.RPS *= float64(s.Requests) / float64(total)
 	}
 	s.P50US = percentileOf(s.Spectrum, 50)
 	s.P90US = percentileOf(s.Spectrum, 90)
