@@ -91,6 +91,28 @@ func TestOpenLoopErrors(t *testing.T) {
 				}
 			}},
 	}
+	slowStub, err := stub.Start(stub.Options{Latency: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slowStub.Close() })
+	slow := slowStub.Addr()
+	tests = append(tests, struct {
+		name  string
+		o     openLoop
+		check func(t *testing.T, s sample, err error)
+	}{name: "timeouts count in the percentiles", o: openLoop{Addr: slow, Method: "GET", Path: "/", Rate: 100, Duration: 100 * time.Millisecond, Conns: 10, Timeout: 100 * time.Millisecond},
+		check: func(t *testing.T, s sample, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Requests != 0 || s.Errors.Timeout != 10 {
+				t.Fatalf("sample %+v, want 10 timeouts", s)
+			}
+			if s.P50US < 100_000 || s.MaxUS < 100_000 {
+				t.Fatalf("p50 %v max %v µs: the timed-out requests are not in the percentiles", s.P50US, s.MaxUS)
+			}
+		}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := tt.o.run(t.Context())
