@@ -234,3 +234,51 @@ func FuzzAppendDecimal(f *testing.F) {
 		}
 	})
 }
+
+// TestParseErrorDuration: a request fasthttp could not parse (here a body
+// over max_request_body, first on its connection and after an idle wait
+// on a kept-alive one) is logged and measured from when it was answered:
+// fasthttp calls the error handler before it sets the request time, which
+// is then zero or the previous request's.
+func TestParseErrorDuration(t *testing.T) {
+	up := startStub(t, "u1", 0)
+	var lines lineBuffer
+	gw := startGatewayWith(t, fmt.Sprintf(`
+[server]
+max_request_body = "16B"
+[log]
+access = true
+[[services]]
+name = "users"
+  [[services.instances]]
+  id = "u1"
+  addr = %q
+[[routes]]
+prefix = "/api"
+service = "users"
+`, up.Addr()), Options{Access: &lines})
+	tooLarge := "POST /api/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100)
+	if r := dialRaw(t, gw.addr).roundTrip(tooLarge); r.status != 413 {
+		t.Fatalf("first request: status %d, want 413", r.status)
+	}
+	rc := dialRaw(t, gw.addr)
+	if r := rc.roundTrip(rawGet("/api/x")); r.status != 200 {
+		t.Fatalf("status %d, want 200", r.status)
+	}
+	time.Sleep(300 * time.Millisecond) // idle on the kept-alive connection
+	if r := rc.roundTrip(tooLarge); r.status != 413 {
+		t.Fatalf("after a request: status %d, want 413", r.status)
+	}
+	got := lines.decoded(t)
+	if len(got) != 3 {
+		t.Fatalf("%d lines, want 3", len(got))
+	}
+	for _, i := range []int{0, 2} {
+		if d, _ := got[i]["duration"].(float64); got[i]["status"] != 413.0 || d < 0 || d > 100 {
+			t.Errorf("line %d: status %v duration %v ms, want 413 within 100 ms", i, got[i]["status"], got[i]["duration"])
+		}
+	}
+	if sum := metricValue(t, scrape(t, gw), `fastgate_request_duration_seconds_sum{route="_rejected",service=""}`); sum > 1 {
+		t.Errorf("_rejected duration sum %v s after two instant 413s", sum)
+	}
+}

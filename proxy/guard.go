@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -279,6 +280,9 @@ var badValueChars = func() (t [256]bool) {
 // header block over max_header_bytes, 408 for a client too slow to send its
 // request, 400 for the rest.
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	// fasthttp calls this before it sets the request time: ctx.Time() is
+	// zero, or the previous request's on a kept-alive connection.
+	start := time.Now()
 	status, msg := fasthttp.StatusBadRequest, msgBadRequest
 	var small *fasthttp.ErrSmallBuffer
 	switch {
@@ -296,6 +300,6 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	x := acquireExchange()
 	x.id = g.ids.appendID(x.id)
 	g.reject(ctx, x, status, msg)
-	g.observe(ctx, x, g.rejected, ctx.Time())
+	g.observe(ctx, x, g.rejected, start)
 	releaseExchange(x)
 }
