@@ -548,6 +548,7 @@ func TestOneProblem(t *testing.T) {
 		{"retries negative", svc("a", "retries = -1  #@\n"), "services[0].retries", "must be within 0..63 (each retry goes to another instance), got -1"},
 		{"max_conns negative", svc("a", "max_conns = -2  #@\n"), "services[0].max_conns", "must be at least 1, got -2"},
 		{"instance id missing", "[[services]]\nname = \"a\"\n[[services.instances]]  #@\naddr = \"127.0.0.1:1\"\n", "services[0].instances[0].id", "required"},
+		{"service name reserved", "[[services]]\nname = \"_aggregate\" #@\n[[services.instances]]\nid = \"x\"\naddr = \"127.0.0.1:1\"\n", "services[0].name", "reserved"},
 		{"instance port 0", "[[services]]\nname = \"a\"\n[[services.instances]]\nid = \"x\"\naddr = \"127.0.0.1:0\" #@\n", "services[0].instances[0].addr", "port 0"},
 		{"instance addr is server.listen", "[server]\nlisten = \"127.0.0.1:8080\"\n[[services]]\nname = \"a\"\n[[services.instances]]\nid = \"x\"\naddr = \"127.0.0.1:8080\" #@\n", "services[0].instances[0].addr", "requests would loop"},
 		{"instance addr without port", "[[services]]\nname = \"a\"\n[[services.instances]]\nid = \"x\"\naddr = \"127.0.0.1\" #@\n", "services[0].instances[0].addr", "want host:port"},

@@ -169,6 +169,10 @@ func (c *Config) validate(v *validator) {
 			v.add(key+".name", "required")
 		case names[svc.Name]:
 			v.add(key+".name", "duplicate service name %q", svc.Name)
+		case strings.HasPrefix(svc.Name, "_"):
+			// The gateway's own metric series use such service labels
+			// (_aggregate, _rejected...): a clash would register one twice.
+			v.add(key+".name", "%q: names starting with _ are reserved", svc.Name)
 		}
 		names[svc.Name] = true
 		svc.validate(v, key, ids)
