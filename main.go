@@ -30,6 +30,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// accessFlushTimeout bounds the access log's last flush at exit.
+const accessFlushTimeout = 2 * time.Second
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "token" {
 		return runToken(args[1:], stdout, stderr)
@@ -68,7 +71,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// state changes once each, so its lines go to debug.
 	redis.SetLogger(redisLogger{log})
 	access := proxy.NewAsyncWriter(stdout, 0, 0)
-	defer access.Close()
+	defer func() {
+		// Bounded: a stdout reader that stopped reading must not keep the
+		// process from exiting after its drain.
+		if err := access.CloseTimeout(accessFlushTimeout); err != nil {
+			log.Warn().Err(err).Msg("access log: last lines not written")
+		}
+	}()
 	metrics.ExposeMetadata(true)
 
 	if *demo {

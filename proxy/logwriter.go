@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -143,12 +144,45 @@ func (w *AsyncWriter) flushPending() {
 func (w *AsyncWriter) Dropped() int64 { return w.dropped.Load() }
 
 // Close flushes what is buffered, stops the flusher and returns the
-// destination's last write error, if any. Writes after Close fail.
+// destination's last write error, if any. Writes after Close fail. It
+// waits for the destination as long as it takes: see CloseTimeout.
 func (w *AsyncWriter) Close() error {
+	if !w.stop() {
+		return nil
+	}
+	<-w.done
+	return w.err
+}
+
+// ErrLogStuck is returned by CloseTimeout when the destination did not take
+// the buffered lines in time.
+var ErrLogStuck = errors.New("proxy: log destination did not take the last lines in time")
+
+// CloseTimeout is Close waiting at most d for the destination: a process
+// whose stdout reader has stopped must still exit. On ErrLogStuck the
+// lines not yet written are lost, and the flusher stays blocked in the
+// destination's Write.
+func (w *AsyncWriter) CloseTimeout(d time.Duration) error {
+	if !w.stop() {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.err
+	case <-t.C:
+		return ErrLogStuck
+	}
+}
+
+// stop marks w closed and wakes the flusher for its last flush; it
+// reports false when w was already closed.
+func (w *AsyncWriter) stop() bool {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return nil
+		return false
 	}
 	w.closed = true
 	w.mu.Unlock()
@@ -156,6 +190,5 @@ func (w *AsyncWriter) Close() error {
 	case w.kick <- struct{}{}:
 	default:
 	}
-	<-w.done
-	return w.err
+	return true
 }

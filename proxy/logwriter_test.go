@@ -116,3 +116,38 @@ func TestAsyncWriterDropsOversizedLine(t *testing.T) {
 		t.Fatalf("got %q, dropped %d", dst.String(), w.Dropped())
 	}
 }
+
+// TestAsyncWriterCloseTimeout: with a destination that has stopped taking
+// writes, CloseTimeout returns at its bound with ErrLogStuck (a process
+// must exit though its stdout reader hangs); with one that works, it
+// flushes and returns nil.
+func TestAsyncWriterCloseTimeout(t *testing.T) {
+	t.Run("stuck", func(t *testing.T) {
+		dst := &blockingWriter{release: make(chan struct{})}
+		defer close(dst.release)
+		w := NewAsyncWriter(dst, 100, time.Millisecond)
+		if _, err := w.Write([]byte("line\n")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := w.CloseTimeout(100 * time.Millisecond); err != ErrLogStuck {
+			t.Fatalf("CloseTimeout: %v, want ErrLogStuck", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("CloseTimeout took %v", d)
+		}
+	})
+	t.Run("working", func(t *testing.T) {
+		var dst lockedBuffer
+		w := NewAsyncWriter(&dst, 100, time.Hour)
+		if _, err := w.Write([]byte("line\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.CloseTimeout(5 * time.Second); err != nil {
+			t.Fatalf("CloseTimeout: %v", err)
+		}
+		if dst.String() != "line\n" {
+			t.Fatalf("destination got %q, want the buffered line", dst.String())
+		}
+	})
+}
