@@ -18,6 +18,7 @@ type corsPolicy struct {
 	methodSet   map[string]bool //
 	headers     []byte          // Access-Control-Allow-Headers
 	headerSet   map[string]bool // lower-case allowed request headers
+	anyHeader   bool            // allowed_headers has "*": any request header
 	expose      []byte          // Access-Control-Expose-Headers
 	credentials bool
 	maxAge      []byte // seconds
@@ -69,6 +70,7 @@ func newCORSPolicy(c *config.CORS) *corsPolicy {
 	}
 	for _, h := range c.AllowedHeaders {
 		p.headerSet[strings.ToLower(h)] = true
+		p.anyHeader = p.anyHeader || h == "*"
 	}
 	return p
 }
@@ -119,20 +121,41 @@ func (p *corsPolicy) preflight(ctx *fasthttp.RequestCtx) {
 	resp.SetStatusCode(fasthttp.StatusNoContent)
 	resp.Header.SetCanonical(headerVary, varyPreflight)
 	origin := h.PeekCanonical(headerOrigin)
-	if !p.allowOrigin(origin) || !p.methodSet[b2s(h.PeekCanonical(headerACRM))] || !p.allowHeaders(h.PeekCanonical(headerACRH)) {
+	method, asked := h.PeekCanonical(headerACRM), h.PeekCanonical(headerACRH)
+	if !p.allowOrigin(origin) || !p.allowMethod(method) || !p.allowHeaders(asked) {
 		return
 	}
 	p.setOrigin(resp, origin)
 	resp.Header.SetCanonical(headerACAM, p.methods)
-	if len(p.headers) > 0 {
+	switch {
+	case p.anyHeader && len(asked) > 0:
+		// The asked list, not "*": a literal "*" means any header only
+		// without credentials (Fetch), and is refused for Authorization.
+		resp.Header.SetCanonical(headerACAH, asked)
+	case len(p.headers) > 0:
 		resp.Header.SetCanonical(headerACAH, p.headers)
 	}
 	resp.Header.SetCanonical(headerACMA, p.maxAge)
 }
 
+// allowMethod reports whether a preflight may ask for method: an allowed
+// one, or one of the CORS-safelisted GET, HEAD and POST, which browsers
+// allow whatever Access-Control-Allow-Methods says (Fetch).
+func (p *corsPolicy) allowMethod(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost:
+		return true
+	}
+	return p.methodSet[b2s(method)]
+}
+
 // allowHeaders reports whether every header named in an
-// Access-Control-Request-Headers value is allowed.
+// Access-Control-Request-Headers value is allowed ("*" in allowed_headers:
+// any).
 func (p *corsPolicy) allowHeaders(list []byte) bool {
+	if p.anyHeader {
+		return true
+	}
 	var buf [128]byte
 	for len(list) > 0 {
 		var tok []byte

@@ -95,6 +95,46 @@ func TestCORSPreflight(t *testing.T) {
 	}
 }
 
+// TestCORSPreflightAnyHeaderAndSafelisted: allowed_headers = ["*"] allows
+// any asked header and answers the asked list; GET, HEAD and POST are
+// allowed whatever allowed_methods lists, as browsers allow them (Fetch).
+func TestCORSPreflightAnyHeaderAndSafelisted(t *testing.T) {
+	p := newCORSPolicy(&config.CORS{
+		AllowedOrigins: []string{"https://app.example.com"},
+		AllowedMethods: []string{"PUT"},
+		AllowedHeaders: []string{"*"},
+		MaxAge:         config.Duration{Duration: time.Minute},
+	})
+	tests := []struct {
+		name, method, asked string
+		wantACAO, wantACAH  string
+	}{
+		{"any header", "PUT", "X-Custom, Authorization", "https://app.example.com", "X-Custom, Authorization"},
+		{"no header asked", "PUT", "", "https://app.example.com", "*"},
+		{"safelisted GET", "GET", "X-Custom", "https://app.example.com", "X-Custom"},
+		{"safelisted POST", "POST", "", "https://app.example.com", "*"},
+		{"method not allowed", "PATCH", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.Header.SetMethod("OPTIONS")
+			ctx.Request.Header.Set("Origin", "https://app.example.com")
+			ctx.Request.Header.Set("Access-Control-Request-Method", tt.method)
+			if tt.asked != "" {
+				ctx.Request.Header.Set("Access-Control-Request-Headers", tt.asked)
+			}
+			p.preflight(&ctx)
+			if got := string(ctx.Response.Header.Peek("Access-Control-Allow-Origin")); got != tt.wantACAO {
+				t.Errorf("ACAO %q, want %q", got, tt.wantACAO)
+			}
+			if got := string(ctx.Response.Header.Peek("Access-Control-Allow-Headers")); got != tt.wantACAH {
+				t.Errorf("ACAH %q, want %q", got, tt.wantACAH)
+			}
+		})
+	}
+}
+
 func TestCORSDecorate(t *testing.T) {
 	p := testCORS(true, "https://app.example.com")
 	tests := []struct {
