@@ -71,6 +71,19 @@ func TestCompareBaseline(t *testing.T) {
 				r.Scenarios[1].target("gateway").Closed = nil
 				return r
 			}()},
+		{name: "a scenario nginx skips is not checked", checks: 5,
+			base: func() *results {
+				r := two(even, even)
+				n := r.Scenarios[1].target("nginx")
+				n.Skipped, n.Closed, n.Open = "no equivalent", nil, nil
+				return r
+			}(),
+			fresh: func() *results {
+				r := two(even, even)
+				n := r.Scenarios[1].target("nginx")
+				n.Skipped, n.Closed, n.Open = "no equivalent", nil, nil
+				return r
+			}()},
 		{name: "open p99 not gated at band 0", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 5000, 20, 4000}, even), checks: 5,
 			band: &band{RPS: 0.10, P99: 0.25, CPU: 0.15}},
 	}
