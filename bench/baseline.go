@@ -114,11 +114,15 @@ func compareBaseline(base, fresh *results, b band) ([]check, error) {
 }
 
 // soundnessChecks are what makes the ratios mean something, gated outside
-// any band: in every scenario the fresh run ran that the baseline also
-// has, the gateway produced results (a gateway that failed every round
-// leaves no ratio to compare, which must not pass as no regression), and it
-// answered no more errors than nginx (errors are out of req/s and CPU per
-// request, so a failing gateway would otherwise look fine).
+// any band, in every scenario the fresh run ran that the baseline compares:
+//   - the gateway and nginx produced every result the baseline has (closed
+//     loop, and open loop when the baseline has it), and the gateway failed
+//     no more runs than nginx: a gateway that crashed leaves no ratio, or
+//     a median of the rounds it survived, which must not pass;
+//   - the gateway answered no more errors than nginx, beyond one per
+//     thousand of its requests (a stray timeout on a noisy box): errors are
+//     out of req/s and CPU per request, so a failing gateway would
+//     otherwise look fine.
 func soundnessChecks(base, fresh *results) []check {
 	var out []check
 	for i := range fresh.Scenarios {
@@ -127,17 +131,22 @@ func soundnessChecks(base, fresh *results) []check {
 		if bs == nil || fs.Skipped != "" || bs.Skipped != "" || !hasClosed(bs, "gateway") || !hasClosed(bs, "nginx") {
 			continue // not compared in the baseline (nginx skipped: aggregate-4, jwt)
 		}
-		if !hasClosed(fs, "gateway") || !hasClosed(fs, "nginx") {
-			out = append(out, check{Scenario: fs.Name, Metric: "results gateway, nginx (closed)", Base: 1, Fresh: 0, Limit: 1, Exact: true, Regressed: true})
+		g, n := fs.target("gateway"), fs.target("nginx")
+		wantOpen := bs.target("gateway").Open != nil && bs.target("nginx").Open != nil
+		complete := hasClosed(fs, "gateway") && hasClosed(fs, "nginx") &&
+			(!wantOpen || g.Open != nil && n.Open != nil) && len(g.Failures) <= len(n.Failures)
+		if !complete {
+			out = append(out, check{Scenario: fs.Name, Metric: "results gateway, nginx (every run)", Base: 1, Fresh: 0, Limit: 1, Exact: true, Regressed: true})
 			continue
 		}
-		g, n := fs.target("gateway"), fs.target("nginx")
 		ge, ne := g.Closed.Errors.Total(), n.Closed.Errors.Total()
+		reqs := g.Closed.Requests
 		if g.Open != nil && n.Open != nil {
-			ge, ne = ge+g.Open.Errors.Total(), ne+n.Open.Errors.Total()
+			ge, ne, reqs = ge+g.Open.Errors.Total(), ne+n.Open.Errors.Total(), reqs+g.Open.Requests
 		}
-		out = append(out, check{Scenario: fs.Name, Metric: "errors gateway (limit: nginx's)", Base: float64(ne), Fresh: float64(ge),
-			Limit: float64(ne), Exact: true, Regressed: ge > ne})
+		limit := max(ne, reqs/1000)
+		out = append(out, check{Scenario: fs.Name, Metric: "errors gateway (limit: nginx's, or 0.1%)", Base: float64(ne), Fresh: float64(ge),
+			Limit: float64(limit), Exact: true, Regressed: ge > limit})
 	}
 	return out
 }

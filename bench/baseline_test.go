@@ -59,16 +59,36 @@ func TestCompareBaseline(t *testing.T) {
 			fresh:     two([4]float64{50000, 7000, 20, 400}, [4]float64{50000, 7000, 20, 400}),
 			regressed: []string{"p99 gateway÷nginx (closed)"}},
 		// Soundness, outside any band: one row per compared scenario.
-		{name: "gateway answered errors", base: one, checks: 5, regressed: []string{"errors gateway (limit: nginx's)"},
+		{name: "gateway answered errors", base: one, checks: 5, regressed: []string{"errors gateway (limit: nginx's, or 0.1%)"},
 			fresh: func() *results {
 				r := fakeResults("proxy-small", even, even)
 				r.Scenarios[0].target("gateway").Closed.Errors.Status = 10
 				return r
 			}()},
-		{name: "gateway failed every round of a scenario", base: two(even, even), checks: 6, regressed: []string{"results gateway, nginx (closed)"},
+		{name: "gateway failed every round of a scenario", base: two(even, even), checks: 6, regressed: []string{"results gateway, nginx (every run)"},
 			fresh: func() *results {
 				r := two(even, even)
 				r.Scenarios[1].target("gateway").Closed = nil
+				return r
+			}()},
+		{name: "gateway died in the open loop", base: two(even, even), checks: 8, regressed: []string{"results gateway, nginx (every run)"},
+			fresh: func() *results {
+				r := two(even, even)
+				g := r.Scenarios[1].target("gateway")
+				g.Open, g.Failures = nil, []string{"open round 1: refused", "open round 2: refused", "open round 3: refused"}
+				return r
+			}()},
+		{name: "gateway failed one closed round", base: one, checks: 5, regressed: []string{"results gateway, nginx (every run)"},
+			fresh: func() *results {
+				r := fakeResults("proxy-small", even, even)
+				r.Scenarios[0].target("gateway").Failures = []string{"closed round 2: exit status 2"}
+				return r
+			}()},
+		{name: "a stray error is tolerated", base: one, checks: 5,
+			fresh: func() *results {
+				r := fakeResults("proxy-small", even, even)
+				g := r.Scenarios[0].target("gateway")
+				g.Closed.Requests, g.Closed.Errors.Timeout = 200000, 3
 				return r
 			}()},
 		{name: "a scenario nginx skips is not checked", checks: 5,

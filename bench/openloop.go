@@ -50,9 +50,10 @@ var errBadOpenLoop = errors.New("bench: open loop needs Rate > 0, Duration > 0 a
 
 // run drives the load and returns its sample (CPU fields left zero).
 // Requests counts successful (2xx) answers; failures are counted in
-// Errors. Every request sent is in the percentiles, a failure at the time
-// it took (a timeout at least Timeout), as wrk counts non-2xx answers: a
-// target whose slowest requests fail must not look fast. It stops by itself: no
+// Errors. Every request sent is in the percentiles: a non-2xx answer at
+// the time it took, as wrk counts them, a request without an answer at
+// Timeout at least. A target whose slowest requests fail must not look
+// fast, nor one that refuses connections quickly. It stops by itself: no
 // request is started after Duration plus Timeout, and requests due but not
 // started by then are counted as Missed.
 func (o openLoop) run(ctx context.Context) (sample, error) {
@@ -193,9 +194,10 @@ func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClie
 		lat := time.Since(t)
 		switch {
 		case err != nil:
-			if w.countErr(err) {
-				lat = max(lat, o.Timeout)
-			}
+			// No answer: counted at the timeout at least, so that a fast
+			// refusal or reset can only raise the tail, never lower it.
+			w.countErr(err)
+			lat = max(lat, o.Timeout)
 		case resp.StatusCode() < 200 || resp.StatusCode() > 299:
 			w.errs.Status++
 		default:
@@ -205,20 +207,17 @@ func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClie
 	}
 }
 
-// countErr counts err and reports whether it was a timeout.
-func (w *openWorker) countErr(err error) (timeout bool) {
+func (w *openWorker) countErr(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		w.errs.Timeout++
-		return true
 	case errors.Is(err, fasthttp.ErrDialTimeout), isDialErr(err):
 		w.errs.Connect++
 	default:
 		w.errs.Read++
 	}
-	return false
 }
 
 func isDialErr(err error) bool {
