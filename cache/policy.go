@@ -81,10 +81,11 @@ func judge(req *fasthttp.Request, resp *fasthttp.Response, routeTTL, defaultTTL 
 	if len(req.Header.Peek(fasthttp.HeaderAuthorization)) > 0 && !v.shared {
 		return v, errAuthorization
 	}
-	if n, err := fasthttp.ParseUint(h.age); err == nil {
-		// Capped as RFC 9111 section 1.2.2 asks; uncapped, n seconds could
-		// wrap past int64 nanoseconds into a negative age.
-		v.initAge = time.Duration(min(int64(n), maxDeltaSeconds)) * time.Second
+	if h.age != nil {
+		// Saturated at 2^31 as RFC 9111 section 1.2.2 asks, also past what
+		// an integer holds; unbounded, n seconds could wrap past int64
+		// nanoseconds into a negative age.
+		v.initAge = time.Duration(parseDelta(h.age)) * time.Second
 	}
 	fresh, ok := upstreamLifetime(&h.cc, h.expires, h.date, now)
 	switch {

@@ -40,6 +40,7 @@ func TestStorePolicy(t *testing.T) {
 		{"Age beyond max-age", "GET", nil, 200, []string{"Cache-Control", maxAge, "Age", "61"}, 0, errNoTTL},
 		// Age * 1s past int64 nanoseconds must not wrap into a negative age.
 		{"Age overflowing", "GET", nil, 200, []string{"Cache-Control", maxAge, "Age", "18415244073"}, 0, errNoTTL},
+		{"Age past an integer", "GET", nil, 200, []string{"Cache-Control", maxAge, "Age", "99999999999999999999"}, 0, errNoTTL},
 		{"Set-Cookie", "GET", nil, 200, []string{"Cache-Control", "public, max-age=60", "Set-Cookie", "sid=1"}, time.Minute, errSetCookie},
 		{"Authorization", "GET", []string{"Authorization", "Bearer x"}, 200, []string{"Cache-Control", maxAge}, time.Minute, errAuthorization},
 		{"Authorization, public", "GET", []string{"Authorization", "Bearer x"}, 200, []string{"Cache-Control", "public, max-age=60"}, 0, nil},
