@@ -177,8 +177,8 @@ func (c *Config) validate(v *validator) {
 		names[svc.Name] = true
 		svc.validate(v, key, ids)
 		for j, in := range svc.Instances {
-			if in.Addr == c.Server.Listen {
-				v.add(fmt.Sprintf("%s.instances[%d].addr", key, j), "%q is the gateway's own server.listen: requests would loop", in.Addr)
+			if reachesListener(c.Server.Listen, in.Addr) {
+				v.add(fmt.Sprintf("%s.instances[%d].addr", key, j), "%q reaches the gateway's own server.listen %q: requests would loop", in.Addr, c.Server.Listen)
 			}
 		}
 	}
@@ -374,4 +374,36 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// reachesListener reports whether dialing addr reaches a listener on
+// listen, as far as the text shows: the same address; on the same port, a
+// loopback or unspecified address (or localhost) when listen is
+// unspecified, localhost or an unspecified address when listen is
+// 127.0.0.1 or ::1. The machine's other addresses are not known here.
+func reachesListener(listen, addr string) bool {
+	lh, lp, err1 := net.SplitHostPort(listen)
+	ih, ip, err2 := net.SplitHostPort(addr)
+	if err1 != nil || err2 != nil || lp != ip {
+		return false
+	}
+	parse := func(h string) (netip.Addr, bool) {
+		a, err := netip.ParseAddr(h)
+		return a.Unmap(), err == nil
+	}
+	unspecified := func(h string) bool {
+		a, ok := parse(h)
+		return h == "" || ok && a.IsUnspecified()
+	}
+	l, lok := parse(lh)
+	switch {
+	case lh == ih:
+		return true
+	case unspecified(lh):
+		a, ok := parse(ih)
+		return ih == "localhost" || unspecified(ih) || ok && a.IsLoopback()
+	case lok && (l == netip.IPv6Loopback() || l == netip.AddrFrom4([4]byte{127, 0, 0, 1})):
+		return ih == "localhost" || unspecified(ih)
+	}
+	return false
 }
