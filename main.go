@@ -66,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// that arrives while the gateway is still starting.
 	sigs, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-sigs.Done()
+		stop() // the next signal has its default action: it ends the process at once
+	}()
 	log := newLogger(cfg, stderr)
 	// go-redis logs every failed dial; the rate limiter already logs store
 	// state changes once each, so its lines go to debug.

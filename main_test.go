@@ -110,6 +110,54 @@ func TestSignals(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	t.Run("second signal during start-up", func(t *testing.T) {
+		// A jwks_url that never answers holds start-up for its fetch timeout.
+		hang, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hang.Close()
+		cfgPath := filepath.Join(t.TempDir(), "c.toml")
+		cfg := fmt.Sprintf(`[server]
+listen = %q
+[auth.jwt]
+algorithms = ["ES256"]
+jwks_url = "http://%s/jwks.json"
+[[services]]
+name = "s"
+  [[services.instances]]
+  id = "a"
+  addr = "127.0.0.1:1"
+[[routes]]
+prefix = "/"
+service = "s"
+auth = "jwt"
+`, freeAddr(t), hang.Addr())
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-config", cfgPath)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		time.Sleep(500 * time.Millisecond) // in the jwks fetch
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		sent := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		if took := time.Since(sent); took > time.Second {
+			t.Errorf("exited %v after the second signal, want at once", took.Round(time.Millisecond))
+		}
+		if err == nil {
+			t.Error("exit 0, want the signal's")
+		}
+	})
 	for _, tt := range []struct {
 		name    string
 		latency time.Duration // the upstream's
