@@ -347,12 +347,11 @@ func parsingUpstream(t *testing.T) (addr string, got chan *fasthttp.Request) {
 	return ln.Addr().String(), got
 }
 
-// TestE2ERequestTrailers: request trailer fields are dropped, never sent
-// upstream nor merged into the header section; header-section fields of
-// the same names stay.
-func TestE2ERequestTrailers(t *testing.T) {
-	addr, got := parsingUpstream(t)
-	gw := startGateway(t, fmt.Sprintf(`
+// startRawGateway starts a gateway with one service, "raw", at addr, routed
+// at /raw, without retries.
+func startRawGateway(t *testing.T, addr string) *e2eGateway {
+	t.Helper()
+	return startGateway(t, fmt.Sprintf(`
 [[services]]
 name = "raw"
 retries = 0
@@ -363,6 +362,26 @@ retries = 0
 prefix = "/raw"
 service = "raw"
 `, addr))
+}
+
+// nextParsed is the next request a parsingUpstream got.
+func nextParsed(t *testing.T, got chan *fasthttp.Request) *fasthttp.Request {
+	t.Helper()
+	select {
+	case req := <-got:
+		return req
+	case <-time.After(e2eTimeout):
+		t.Fatal("the upstream got no request")
+		return nil
+	}
+}
+
+// TestE2ERequestTrailers: request trailer fields are dropped, never sent
+// upstream nor merged into the header section; header-section fields of
+// the same names stay.
+func TestE2ERequestTrailers(t *testing.T) {
+	addr, got := parsingUpstream(t)
+	gw := startRawGateway(t, addr)
 	const chunked = "Transfer-Encoding: chunked\r\n"
 	tests := []struct {
 		name    string
@@ -387,12 +406,7 @@ service = "raw"
 			if r.status != 200 {
 				t.Fatalf("status %d (%s), want 200", r.status, r.body)
 			}
-			var req *fasthttp.Request
-			select {
-			case req = <-got:
-			case <-time.After(e2eTimeout):
-				t.Fatal("the upstream got no request")
-			}
+			req := nextParsed(t, got)
 			if keys := req.Header.PeekTrailerKeys(); len(keys) != 0 {
 				t.Errorf("upstream request announces trailers %q", keys)
 			}
@@ -417,17 +431,7 @@ service = "raw"
 // as the client sent it, and none is added when the client sent none.
 func TestE2ERequestContentType(t *testing.T) {
 	addr, got := parsingUpstream(t)
-	gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "raw"
-retries = 0
-  [[services.instances]]
-  id = "raw-1"
-  addr = %q
-[[routes]]
-prefix = "/raw"
-service = "raw"
-`, addr))
+	gw := startRawGateway(t, addr)
 	for _, tt := range []struct{ name, head, want string }{
 		{"none sent, none added", "", ""},
 		{"kept", "Content-Type: text/plain\r\n", "text/plain"},
@@ -437,16 +441,12 @@ service = "raw"
 			if r.status != 200 {
 				t.Fatalf("status %d (%s), want 200", r.status, r.body)
 			}
-			select {
-			case req := <-got:
-				if ct := req.Header.PeekAll("Content-Type"); tt.want == "" && len(ct) != 0 || tt.want != "" && (len(ct) != 1 || string(ct[0]) != tt.want) {
-					t.Errorf("upstream Content-Type %q, want %q", ct, tt.want)
-				}
-				if string(req.Body()) != "hello" {
-					t.Errorf("upstream body %q", req.Body())
-				}
-			case <-time.After(e2eTimeout):
-				t.Fatal("the upstream got no request")
+			req := nextParsed(t, got)
+			if ct := req.Header.PeekAll("Content-Type"); tt.want == "" && len(ct) != 0 || tt.want != "" && (len(ct) != 1 || string(ct[0]) != tt.want) {
+				t.Errorf("upstream Content-Type %q, want %q", ct, tt.want)
+			}
+			if string(req.Body()) != "hello" {
+				t.Errorf("upstream body %q", req.Body())
 			}
 		})
 	}
@@ -510,16 +510,7 @@ func TestE2EResponseTrailers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			up := startRawUpstream(t, respondRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer-Timing: app;dur=1\r\n"+tt.head+
 				"\r\n2\r\nok\r\n0\r\nX-Checksum: abc\r\nCache-Control: public, max-age=60\r\nServer-Timing: total;dur=2\r\n\r\n"))
-			gw := startGateway(t, fmt.Sprintf(`
-[[services]]
-name = "raw"
-  [[services.instances]]
-  id = "raw-1"
-  addr = %q
-[[routes]]
-prefix = "/raw"
-service = "raw"
-`, up.addr()))
+			gw := startRawGateway(t, up.addr())
 			r := dialRaw(t, gw.addr).roundTrip(rawGet("/raw/x"))
 			if r.status != 200 || string(r.body) != "ok" {
 				t.Fatalf("status %d body %q, want 200 ok", r.status, r.body)
