@@ -121,14 +121,14 @@ func TestAppendRFC3339(t *testing.T) {
 	}
 }
 
-// TestAccessLogE2E checks the lines a gateway on loopback writes for a
-// proxied request, a 404 and a percent-encoded path (logged as normalized,
-// still encoded), against what the
-// client saw.
-func TestAccessLogE2E(t *testing.T) {
+// startAccessLogGateway starts a gateway with the access log on, written to
+// the returned buffer, and one route, /api, to a stub; extra is TOML put
+// first (a [server] table, say).
+func startAccessLogGateway(t *testing.T, extra string) (*e2eGateway, *lineBuffer) {
+	t.Helper()
 	up := startStub(t, "u1", 0)
-	var lines lineBuffer
-	gw := startGatewayWith(t, fmt.Sprintf(`
+	lines := &lineBuffer{}
+	gw := startGatewayWith(t, extra+fmt.Sprintf(`
 [log]
 access = true
 [[services]]
@@ -139,7 +139,16 @@ name = "users"
 [[routes]]
 prefix = "/api"
 service = "users"
-`, up.Addr()), Options{Access: &lines})
+`, up.Addr()), Options{Access: lines})
+	return gw, lines
+}
+
+// TestAccessLogE2E checks the lines a gateway on loopback writes for a
+// proxied request, a 404 and a percent-encoded path (logged as normalized,
+// still encoded), against what the
+// client saw.
+func TestAccessLogE2E(t *testing.T) {
+	gw, lines := startAccessLogGateway(t, "")
 	c := newClient(t, gw.addr)
 	ok := do(t, c, "GET", "/api/users/7", nil)
 	missing := do(t, c, "GET", "/nothing", nil)
@@ -241,22 +250,7 @@ func FuzzAppendDecimal(f *testing.F) {
 // fasthttp calls the error handler before it sets the request time, which
 // is then zero or the previous request's.
 func TestParseErrorDuration(t *testing.T) {
-	up := startStub(t, "u1", 0)
-	var lines lineBuffer
-	gw := startGatewayWith(t, fmt.Sprintf(`
-[server]
-max_request_body = "16B"
-[log]
-access = true
-[[services]]
-name = "users"
-  [[services.instances]]
-  id = "u1"
-  addr = %q
-[[routes]]
-prefix = "/api"
-service = "users"
-`, up.Addr()), Options{Access: &lines})
+	gw, lines := startAccessLogGateway(t, "[server]\nmax_request_body = \"16B\"\n")
 	tooLarge := "POST /api/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100)
 	if r := dialRaw(t, gw.addr).roundTrip(tooLarge); r.status != 413 {
 		t.Fatalf("first request: status %d, want 413", r.status)

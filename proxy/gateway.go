@@ -340,7 +340,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 		stripRequestHopByHop(&ctx.Request.Header, x)
 	}
 	if x.dupOwned != 0 {
-		collapseOwned(&ctx.Request.Header, x, x.dupOwned)
+		collapseOwned(&ctx.Request.Header, x)
 	}
 	rawPath, query, err := SplitTarget(ctx.Request.Header.RequestURI())
 	if err == nil {

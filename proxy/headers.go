@@ -204,13 +204,13 @@ func ownedHeader(name []byte) uint8 {
 	return 0
 }
 
-// collapseOwned leaves one line of each owned header in dup that the client
-// repeated: X-Forwarded-For's lines joined in order into one list (RFC 9110
-// section 5.3), the first line of the others. Everything after it (the
+// collapseOwned leaves one line of each owned header the client repeated
+// (x.dupOwned): X-Forwarded-For's lines joined in order into one list (RFC
+// 9110 section 5.3), the first line of the others. Everything after it (the
 // trusted-proxy rules, auth, the forwarded headers) sees that one value.
-func collapseOwned(h *fasthttp.RequestHeader, x *exchange, dup uint8) {
+func collapseOwned(h *fasthttp.RequestHeader, x *exchange) {
 	for _, o := range ownedHeaders {
-		if dup&o.bit == 0 {
+		if x.dupOwned&o.bit == 0 {
 			continue
 		}
 		vals := h.PeekAll(b2s(o.key))
