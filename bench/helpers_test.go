@@ -10,9 +10,10 @@ import (
 	"github.com/fastgate/fastgate/stub"
 )
 
-// TestMain lets execStubs re-execute the test binary as the stub child.
+// TestMain lets execStubs and the fasthttp reference peer re-execute the
+// test binary as their child.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-stubs" {
+	if len(os.Args) > 1 && (os.Args[1] == "-stubs" || os.Args[1] == "-fasthttp-proxy") {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -74,6 +74,7 @@ type cli struct {
 	stubBody int
 
 	writeConfig   string // -write-config: the peer
+	bareProxy     string // -fasthttp-proxy: the reference proxy's config
 	configDir     string
 	listen        string
 	upstreamAddrs string
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*cli, error) {
 	fs.IntVar(&c.stubs, "stubs", 0, "internal: serve this many stub upstreams until stdin closes")
 	fs.IntVar(&c.stubBody, "stub-body", 256, "internal: stub response size")
 	fs.StringVar(&c.writeConfig, "write-config", "", "write the suite's proxy-small config of this peer (gateway, nginx or haproxy) into -config-dir, print its path and exit")
+	fs.StringVar(&c.bareProxy, "fasthttp-proxy", "", "internal: serve the fasthttp reference target with this config until SIGTERM")
 	fs.StringVar(&c.configDir, "config-dir", "", "with -write-config: the peer's dir")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:18199", "with -write-config: the listen address")
 	fs.StringVar(&c.upstreamAddrs, "upstream-addrs", "", "with -write-config: comma-separated upstream addresses, weight 1 each")
@@ -130,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (*cli, error) {
 	c.opts.Targets = splitList(c.targets)
 	for _, t := range c.opts.Targets {
 		if !isTarget(t) {
-			return nil, fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(targetOrder[:], ", "))
+			return nil, fmt.Errorf("unknown target %q (known: %s, and the opt-in %s)", t, strings.Join(targetOrder[:], ", "), referenceTarget)
 		}
 	}
 	for _, m := range splitList(c.modes) {
@@ -173,6 +175,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.writeConfig != "" {
 		return writeConfig(c, stdout, stderr)
+	}
+	if c.bareProxy != "" {
+		return serveBareProxy(c.bareProxy, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -284,6 +289,9 @@ func runSuite(ctx context.Context, c *cli, root string, stderr io.Writer) (*resu
 	s.peers["gateway"] = gatewayPeer(gw)
 	s.peers["nginx"] = nginxPeer(findTool(c.nginx, "nginx"))
 	s.peers["haproxy"] = haproxyPeer(findTool(c.haproxy, "haproxy"))
+	if self, err := os.Executable(); err == nil {
+		s.peers[referenceTarget] = fasthttpPeer(self)
+	}
 	for name, p := range s.peers {
 		if p.Bin == "" && s.missing[name] == "" {
 			s.missing[name] = "not installed (make bench-deps)"
@@ -451,7 +459,7 @@ func wants(list []string, name string) bool {
 	return false
 }
 
-func isTarget(name string) bool { return wants(targetOrder[:], name) }
+func isTarget(name string) bool { return wants(targetOrder[:], name) || name == referenceTarget }
 
 func scenarioNames() string {
 	var names []string

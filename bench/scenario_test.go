@@ -124,6 +124,11 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("opts %+v", c.opts)
 			}
 		}},
+		{name: "fasthttp reference opted in", args: []string{"-targets", "gateway,fasthttp,nginx"}, check: func(t *testing.T, c *cli) {
+			if strings.Join(c.opts.Targets, ",") != "gateway,fasthttp,nginx" {
+				t.Fatalf("targets %v", c.opts.Targets)
+			}
+		}},
 		{name: "unknown target", args: []string{"-targets", "envoy"}, wantErr: true},
 		{name: "unknown mode", args: []string{"-mode", "both"}, wantErr: true},
 		{name: "bad access-log", args: []string{"-access-log", "maybe"}, wantErr: true},

@@ -29,6 +29,8 @@ func targetColor(name string) string {
 		return "#2ca02c"
 	case "haproxy":
 		return "#1f77b4"
+	case referenceTarget:
+		return "#ff7f0e"
 	default:
 		return "#9467bd"
 	}
