@@ -273,6 +273,14 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 		return k.pub, nil
 	}
 	k := ks.byKID[kid]
+	if k == nil {
+		// A key without a kid matches any kid, as in Envoy's jwt_authn and
+		// RFC 7517's "kid" being optional: an HS256 token from an issuer
+		// that names its secret is verified with hmac_secret_env.
+		if only := ks.single[alg]; only != nil && only.kid == "" {
+			k = only
+		}
+	}
 	switch {
 	case k == nil:
 		return nil, ErrUnknownKID

@@ -43,6 +43,8 @@ func TestVerify(t *testing.T) {
 		{"valid ES256", asym, "Bearer " + es(kid("ec1"), c), ""},
 		{"valid HS256 from env secret", all, "Bearer " + sign(t, jwt.SigningMethodHS256, secret, nil, c), ""},
 		{"valid RS256 without kid: the one RSA key", asym, "Bearer " + rs(nil, c), ""},
+		{"valid HS256 naming a kid: the env secret has none, so it matches", all, "Bearer " + sign(t, jwt.SigningMethodHS256, secret, kid("issuer-key-7"), c), ""},
+		{"HS256 naming a kid, signed with another secret", all, "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("another secret of 32 bytes or more"), kid("issuer-key-7"), c), "signature"},
 		{"valid aud array holding one configured audience", asym, "Bearer " + rs(kid("rsa1"), with(c, "aud", []string{"web", "admin"})), ""},
 
 		// the header
