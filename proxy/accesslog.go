@@ -227,6 +227,9 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, x *exchange, status int, d
 		clientIP: g.clientIP(ctx, x),
 		end:      end,
 	}
+	if x.unparsed {
+		e.method = nil
+	}
 	x.line = appendAccessLine(x.line[:0], &e)
 	_, _ = g.access.Write(x.line)
 }

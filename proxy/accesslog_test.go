@@ -276,3 +276,46 @@ func TestParseErrorDuration(t *testing.T) {
 		t.Errorf("_rejected duration sum %v s after two instant 413s", sum)
 	}
 }
+
+// TestParseErrorLogLine: a request rejected before the handler is logged
+// with its method and path when fasthttp read its header (a body over
+// max_request_body), and with neither when the header itself was bad:
+// fasthttp's reset header would say GET, or the previous request's path.
+func TestParseErrorLogLine(t *testing.T) {
+	gw, lines := startAccessLogGateway(t, "[server]\nmax_request_body = \"16B\"\n")
+	tests := []struct {
+		name         string
+		before       string // a good request first on the same connection
+		req          string
+		status       int
+		method, path string
+	}{
+		{"body too large", "", "PUT /api/x/../y?q=1 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100), 413, "PUT", "/api/y"},
+		{"bad header line", "", "DELETE /api/zz HTTP/1.1\r\nHost: gw.test\r\nBad Header\r\n\r\n", 400, "", ""},
+		{"bad header after a POST", "POST /api/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 1\r\n\r\na", "DELETE /api/zz HTTP/1.1\r\nHost: gw.test\r\nBad Header\r\n\r\n", 400, "", ""},
+		{"bad content-length", "", "PATCH /api/zz HTTP/1.1\r\nHost: gw.test\r\nContent-Length: zz\r\n\r\n", 400, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, gw.addr)
+			n := 1
+			if tt.before != "" {
+				if r := rc.roundTrip(tt.before); r.status != 200 {
+					t.Fatalf("first request: status %d", r.status)
+				}
+				n++
+			}
+			if r := rc.roundTrip(tt.req); r.status != tt.status {
+				t.Fatalf("status %d, want %d", r.status, tt.status)
+			}
+			got := lines.decoded(t)
+			if len(got) < n {
+				t.Fatalf("%d lines, want %d more", len(got), n)
+			}
+			l := got[len(got)-1]
+			if l["status"] != float64(tt.status) || l["method"] != tt.method || l["path"] != tt.path {
+				t.Errorf("line %v, want status %d method %q path %q", l, tt.status, tt.method, tt.path)
+			}
+		})
+	}
+}

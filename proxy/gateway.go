@@ -270,6 +270,7 @@ type exchange struct {
 	hop       bool       // the request has hop-by-hop headers to strip
 	dupOwned  uint8      // owned headers the request repeats (ownedHeader bits)
 	waited    bool       // a middleware may have blocked (Redis, a coalesced cache miss)
+	unparsed  bool       // the request line was not parsed: method and path unknown
 	idKept    bool       // id is the client's X-Request-ID, already in the request
 	peer      netip.Addr // TCP peer, unmapped; valid once peerSet
 	peerSet   bool
@@ -291,7 +292,7 @@ func releaseExchange(x *exchange) {
 	x.id, x.path, x.uri, x.scratch, x.trustedUser = x.id[:0], x.path[:0], x.uri[:0], x.scratch[:0], x.trustedUser[:0]
 	x.route, x.attempts, x.agg = nil, attemptLog{}, nil
 	x.user, x.limited, x.flight, x.cacheMiss, x.hop = "", false, nil, false, false
-	x.idKept, x.peerSet, x.dupOwned, x.waited = false, false, 0, false
+	x.idKept, x.peerSet, x.dupOwned, x.waited, x.unparsed = false, false, 0, false, false
 	exchangePool.Put(x)
 }
 

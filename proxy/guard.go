@@ -299,6 +299,16 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	x := acquireExchange()
 	x.id = g.ids.appendID(x.id)
+	// A failed header leaves fasthttp's header reset (its Method then
+	// defaults to GET, its RequestURI to "/"): log the method and path only
+	// when the header was read, as for a body over max_request_body. Every
+	// body error needs a Content-Length or Transfer-Encoding line, so the
+	// raw header block is then never empty.
+	if len(ctx.Request.Header.RawHeaders()) > 0 {
+		x.path = append(x.path, ctx.Request.URI().Path()...)
+	} else {
+		x.unparsed = true
+	}
 	g.reject(ctx, x, status, msg)
 	g.observe(ctx, x, g.rejected, start)
 	releaseExchange(x)
