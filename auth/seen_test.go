@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,5 +67,47 @@ func TestSeenBounded(t *testing.T) {
 	}
 	if n > seenMax {
 		t.Fatalf("%d tokens remembered, bound %d", n, seenMax)
+	}
+}
+
+// TestSeenCycle sends distinct tokens round and round in one order, as
+// the bench's jwt-verify scenario does (each wrk thread cycles through
+// 2×seenMax tokens), doing what Verify does: get, then add on a miss. A
+// token comes back after the others of the cycle; 2×seenMax of them put
+// about 2048 in its shard, which fills (1024) and is emptied before the
+// token comes back, so no request hits. With seenMax tokens some shard
+// gets at most seenMax/16 of them, never fills, and hits from the second
+// round on.
+func TestSeenCycle(t *testing.T) {
+	tests := []struct {
+		name   string
+		tokens int
+		hits   bool
+	}{
+		{name: "2×seenMax never hit", tokens: 2 * seenMax, hits: false},
+		{name: "seenMax hit", tokens: seenMax, hits: true},
+	}
+	exp := testNow.Add(time.Hour)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSeen()
+			toks := make([][]byte, tt.tokens)
+			for i := range toks {
+				toks[i] = fmt.Appendf(nil, "token-%d", i)
+			}
+			hits := 0
+			for range 3 {
+				for _, tok := range toks {
+					if _, ok := s.get(tok, testNow); ok {
+						hits++
+						continue
+					}
+					s.add(tok, Claims{Subject: "x", ExpiresAt: exp}, 0)
+				}
+			}
+			if (hits > 0) != tt.hits {
+				t.Fatalf("%d hits in 3 rounds of %d tokens", hits, tt.tokens)
+			}
+		})
 	}
 }
