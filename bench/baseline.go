@@ -30,8 +30,11 @@ type check struct {
 	Fresh    float64
 	// Limit is the worst fresh value still inside the band [0: not gated,
 	// unless Exact].
-	Limit     float64
-	Exact     bool // gated on Limit, even 0, outside any band
+	Limit float64
+	Exact bool // gated on Limit, even 0, outside any band
+	// New is a scenario the fresh run ran and the baseline lacks: reported,
+	// never gated, since there is nothing to compare it with.
+	New       bool
 	Regressed bool
 }
 
@@ -82,7 +85,8 @@ func gatewayRatio(s *scenarioResult, m metricSpec) float64 {
 // compareBaseline compares the fresh run's gateway/nginx ratios with the
 // baseline's: req/s and CPU per request scenario by scenario, p99 pooled
 // over scenarios. A metric missing on either side is not compared;
-// errNoComparable when nothing was.
+// errNoComparable when nothing was. A scenario the baseline lacks is
+// listed as new, not compared.
 func compareBaseline(base, fresh *results, b band) ([]check, error) {
 	var out []check
 	for _, m := range trackedMetrics() {
@@ -110,7 +114,20 @@ func compareBaseline(base, fresh *results, b band) ([]check, error) {
 	if len(out) == 0 {
 		return nil, errNoComparable
 	}
-	return append(out, soundnessChecks(base, fresh)...), nil
+	out = append(out, soundnessChecks(base, fresh)...)
+	return append(out, newScenarios(base, fresh)...), nil
+}
+
+// newScenarios lists the scenarios the fresh run ran that the baseline
+// lacks (added since it was taken).
+func newScenarios(base, fresh *results) []check {
+	var out []check
+	for _, fs := range fresh.Scenarios {
+		if fs.Skipped == "" && base.scenario(fs.Name) == nil {
+			out = append(out, check{Scenario: fs.Name, Metric: "not in the baseline: not compared", New: true})
+		}
+	}
+	return out
 }
 
 // soundnessChecks are what makes the ratios mean something, gated outside
@@ -188,6 +205,10 @@ func writeChecks(w io.Writer, checks []check, b band) (regressed bool) {
 	fmt.Fprintln(w, "| scenario | ratio | baseline | fresh | limit | verdict |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|---|")
 	for _, c := range checks {
+		if c.New {
+			fmt.Fprintf(w, "| %s | %s | — | — | — | new (not gated) |\n", c.Scenario, c.Metric)
+			continue
+		}
 		verdict, limit := "ok", fmt.Sprintf("%.3f", c.Limit)
 		switch {
 		case c.Regressed:

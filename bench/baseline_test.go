@@ -104,6 +104,14 @@ func TestCompareBaseline(t *testing.T) {
 				n.Skipped, n.Closed, n.Open = "no equivalent", nil, nil
 				return r
 			}()},
+		// jwt-verify was added after the baseline was taken: listed, not
+		// compared, not a failure.
+		{name: "a scenario the baseline lacks is reported, not gated", base: one, checks: 6,
+			fresh: func() *results {
+				r := fakeResults("proxy-small", even, even)
+				r.Scenarios = append(r.Scenarios, fakeResults("jwt-verify", [4]float64{1, 1e6, 1e6, 1e6}, even).Scenarios...)
+				return r
+			}()},
 		{name: "open p99 not gated at band 0", base: one, fresh: fakeResults("proxy-small", [4]float64{50000, 5000, 20, 4000}, even), checks: 5,
 			band: &band{RPS: 0.10, P99: 0.25, CPU: 0.15}},
 	}
@@ -167,14 +175,20 @@ func TestCheckFromFiles(t *testing.T) {
 	if err := writeJSON(basePath, fakeResults("proxy-small", [4]float64{50000, 5000, 20, 400}, [4]float64{50000, 5000, 20, 400})); err != nil {
 		t.Fatal(err)
 	}
+	even := [4]float64{50000, 5000, 20, 400}
+	withNew := fakeResults("proxy-small", even, even)
+	withNew.Scenarios = append(withNew.Scenarios, fakeResults("jwt-verify", [4]float64{1, 1, 1, 1}, even).Scenarios...)
 	tests := []struct {
 		name  string
 		fresh *results
 		code  int
+		want  string // in stdout
 	}{
-		{name: "ok", fresh: fakeResults("proxy-small", [4]float64{50000, 5000, 20, 400}, [4]float64{50000, 5000, 20, 400}), code: exitOK},
-		{name: "regression", fresh: fakeResults("proxy-small", [4]float64{30000, 5000, 20, 400}, [4]float64{50000, 5000, 20, 400}), code: exitRegression},
+		{name: "ok", fresh: fakeResults("proxy-small", even, even), code: exitOK},
+		{name: "regression", fresh: fakeResults("proxy-small", [4]float64{30000, 5000, 20, 400}, even), code: exitRegression},
 		{name: "incomparable", fresh: fakeResults("jwt", [4]float64{1, 1, 1, 1}, [4]float64{1, 1, 1, 1}), code: exitError},
+		{name: "new scenario", fresh: withNew, code: exitOK,
+			want: "| jwt-verify | not in the baseline: not compared | — | — | — | new (not gated) |"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +203,9 @@ func TestCheckFromFiles(t *testing.T) {
 			}
 			if !strings.Contains(stdout.String(), "### proxy-small") && tt.code != exitError {
 				t.Errorf("no table:\n%s", stdout.String())
+			}
+			if !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("stdout lacks %q:\n%s", tt.want, stdout.String())
 			}
 		})
 	}
