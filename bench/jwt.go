@@ -34,8 +34,21 @@ type jwtKeys struct {
 	JWKSFile string
 	// PublicKeyFile is the ES256 public key as PEM, for HAProxy's jwt_verify.
 	PublicKeyFile string
-	Issuer        string
-	Audience      string
+	// SigningKeyFile is the private key tokens are minted with.
+	SigningKeyFile string
+	Issuer         string
+	Audience       string
+}
+
+// mintConfig is the [auth.jwt] config auth.Mint signs tokens for k with.
+func (k *jwtKeys) mintConfig() *config.JWT {
+	return &config.JWT{
+		Algorithms:     []string{"ES256"},
+		Issuer:         k.Issuer,
+		Audience:       []string{k.Audience},
+		JWKSFile:       k.JWKSFile,
+		SigningKeyFile: k.SigningKeyFile,
+	}
 }
 
 // prepareJWT writes the ES256 public key of keysDir's demo key into dir as
@@ -72,21 +85,16 @@ func prepareJWT(keysDir, dir string) (*jwtKeys, string, error) {
 		return nil, "", err
 	}
 	k := &jwtKeys{
-		JWKSFile:      filepath.Join(keysDir, jwtJWKS),
-		PublicKeyFile: filepath.Join(dir, strings.TrimSuffix(jwtSigningKey, ".pem")+".pub.pem"),
-		Issuer:        jwtIssuer,
-		Audience:      jwtAudience,
+		JWKSFile:       filepath.Join(keysDir, jwtJWKS),
+		PublicKeyFile:  filepath.Join(dir, strings.TrimSuffix(jwtSigningKey, ".pem")+".pub.pem"),
+		SigningKeyFile: signing,
+		Issuer:         jwtIssuer,
+		Audience:       jwtAudience,
 	}
 	if err := os.WriteFile(k.PublicKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		return nil, "", err
 	}
-	tok, err := auth.Mint(&config.JWT{
-		Algorithms:     []string{"ES256"},
-		Issuer:         k.Issuer,
-		Audience:       []string{k.Audience},
-		JWKSFile:       k.JWKSFile,
-		SigningKeyFile: signing,
-	}, jwtSubject, jwtTTL, time.Now())
+	tok, err := auth.Mint(k.mintConfig(), jwtSubject, jwtTTL, time.Now())
 	if err != nil {
 		return nil, "", err
 	}
