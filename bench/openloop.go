@@ -26,6 +26,13 @@ type openLoop struct {
 	Body []byte
 	// Headers are sent with every request [none].
 	Headers []header
+	// Tokens are Authorization values sent one per request in turn,
+	// starting at the position saved in Cursor [nil: none].
+	Tokens [][]byte
+	// Cursor is the file that holds the position in Tokens to start at,
+	// shared with wrk's script (see tokens.go); the run saves the next
+	// position there when it ends ["": start at 0, save nothing].
+	Cursor string
 	// Rate is requests per second.
 	Rate float64
 	// Duration is how long requests keep falling due.
@@ -74,6 +81,14 @@ func (o openLoop) run(ctx context.Context) (sample, error) {
 		ReadBufferSize:            32 << 10,
 	}
 	defer hc.CloseIdleConnections()
+	var tokens *tokenCycle
+	if len(o.Tokens) > 0 {
+		start, err := readCursor(o.Cursor)
+		if err != nil {
+			return sample{}, err
+		}
+		tokens = newTokenCycle(o.Tokens, start)
+	}
 
 	total := int64(o.Rate * o.Duration.Seconds())
 	interval := float64(time.Second) / o.Rate
@@ -88,12 +103,17 @@ func (o openLoop) run(ctx context.Context) (sample, error) {
 	for i := range workers {
 		w := &workers[i]
 		w.hist = newHist()
-		wg.Go(func() { w.loop(ctx, o, hc, due, hardStop) })
+		wg.Go(func() { w.loop(ctx, o, hc, tokens, due, hardStop) })
 	}
 	sent := pace(ctx, due, total, start, interval, hardStop)
 	close(due)
 	wg.Wait()
 	end := time.Now()
+	if tokens != nil && o.Cursor != "" {
+		if err := writeCursor(o.Cursor, tokens.pos()); err != nil {
+			return sample{}, err
+		}
+	}
 
 	h := newHist()
 	var s sample
@@ -171,7 +191,10 @@ type openWorker struct {
 	ok   int64 // 2xx answers
 }
 
-func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClient, due <-chan time.Time, hardStop time.Time) {
+// loop sends a request for each due time until due is closed, with the
+// next of tokens as its Authorization header when tokens is not nil.
+func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClient, tokens *tokenCycle,
+	due <-chan time.Time, hardStop time.Time) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -189,6 +212,9 @@ func (w *openWorker) loop(ctx context.Context, o openLoop, hc *fasthttp.HostClie
 		if ctx.Err() != nil || time.Now().After(hardStop) {
 			w.errs.Missed++
 			continue
+		}
+		if tokens != nil {
+			req.Header.SetBytesV(fasthttp.HeaderAuthorization, tokens.take())
 		}
 		err := hc.DoTimeout(req, resp, o.Timeout)
 		lat := time.Since(t)

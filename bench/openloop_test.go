@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -134,5 +136,63 @@ func TestOpenLoopStatusErrors(t *testing.T) {
 	}
 	if res.Errors.Status != 20 || res.Requests != 0 {
 		t.Fatalf("sample %+v, want 20 status errors", res)
+	}
+}
+
+// TestOpenLoopTokens: with Tokens, each request carries the next token,
+// from the position in the cursor file on, and the run saves where it
+// stopped; a second run goes on from there.
+func TestOpenLoopTokens(t *testing.T) {
+	st, err := stub.Start(stub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	st.Record(true)
+	const n, conns = 40, 4
+	toks := make([][]byte, n)
+	for i := range toks {
+		toks[i] = fmt.Appendf(nil, "Bearer tok-%d", i)
+	}
+	cursor := filepath.Join(t.TempDir(), "cursor-stub")
+	if err := writeCursor(cursor, 30); err != nil { // where a wrk run stopped
+		t.Fatal(err)
+	}
+	o := openLoop{Addr: st.Addr(), Method: "GET", Path: "/", Rate: 1000, Duration: 200 * time.Millisecond, Conns: conns,
+		Tokens: toks, Cursor: cursor}
+	for run, want := range []int64{230, 430} {
+		before := len(st.Received())
+		s, err := o.run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Requests != 200 || s.Errors.Total() != 0 {
+			t.Fatalf("run %d: %d requests, errors %+v", run, s.Requests, s.Errors)
+		}
+		if c, err := readCursor(cursor); err != nil || c != want {
+			t.Fatalf("run %d: cursor %d (%v), want %d", run, c, err, want)
+		}
+		// The positions want-200 .. want-1, each token 200/n times, a
+		// token back only after the n-1 others (give or take the
+		// requests in flight).
+		counts := map[string]int{}
+		last := map[string]int{}
+		for i, r := range st.Received()[before:] {
+			h := r.Header["Authorization"]
+			if len(h) != 1 {
+				t.Fatalf("run %d: request %d with Authorization %q", run, i, h)
+			}
+			tok := h[0]
+			if j, ok := last[tok]; ok && i-j < n-2*conns {
+				t.Fatalf("run %d: %s again after %d requests", run, tok, i-j)
+			}
+			last[tok] = i
+			counts[tok]++
+		}
+		for i := range n {
+			if c := counts[string(toks[i])]; c != 200/n {
+				t.Fatalf("run %d: token %d sent %d times, want %d", run, i, c, 200/n)
+			}
+		}
 	}
 }

@@ -34,6 +34,13 @@ type scenario struct {
 	// Headers are request headers every load run sends (wrk -H); filled at
 	// run time (the jwt scenario's bearer token).
 	Headers []header
+	// Tokens is how many distinct bearer tokens (featureJWT) the load sends
+	// in turn, the next one on each request, from a file in the scenario's
+	// dir (see tokens.go) [0: one token in Headers on every request].
+	Tokens int
+	// Bearers are the Tokens as Authorization values, for the open loop;
+	// filled at run time.
+	Bearers [][]byte
 	// Pending, when set, is why the scenario cannot run yet.
 	Pending string
 }

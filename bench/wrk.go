@@ -28,6 +28,10 @@ type wrkRun struct {
 	Script string
 	// Headers are sent with every request, "Name: value" (wrk -H).
 	Headers []string
+	// Cursor is the token cursor file of a script that sends the next
+	// token on each request (scenario.Tokens > 0); it goes after the URL,
+	// with the thread count, to the script's init(args) [""]: none.
+	Cursor string
 }
 
 // args are wrk's command line; the duration is whole seconds, at least 1.
@@ -45,7 +49,11 @@ func (w wrkRun) args() []string {
 	for _, h := range w.Headers {
 		args = append(args, "-H", h)
 	}
-	return append(args, w.URL)
+	args = append(args, w.URL)
+	if w.Cursor != "" {
+		args = append(args, strconv.Itoa(threads), w.Cursor)
+	}
+	return args
 }
 
 // run executes wrk and parses its report. The returned text is wrk's output.
@@ -64,6 +72,8 @@ func (w wrkRun) run(ctx context.Context) (sample, string, error) {
 // writeWrkScript writes the Lua script every wrk run uses into dir: it sets
 // the scenario's method and body, and its done() prints exact counters and
 // the percentile spectrum (wrk's --latency stops at p99) as FGBENCH lines.
+// With sc.Tokens, it also sends the next token of dir's tokenFile on each
+// request (wrkTokenScript).
 func writeWrkScript(dir string, sc scenario) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wrk.method = %q\n", sc.Method)
@@ -71,9 +81,17 @@ func writeWrkScript(dir string, sc scenario) (string, error) {
 		fmt.Fprintf(&b, "wrk.body = string.rep(\"x\", %d)\n", sc.ReqBody)
 		b.WriteString("wrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n")
 	}
+	if sc.Tokens > 0 {
+		fmt.Fprintf(&b, "\nlocal tokenFile = %q\n", filepath.Join(dir, tokenFile))
+		b.WriteString(wrkTokenScript)
+	}
 	b.WriteString(`
 done = function(summary, latency, requests)
-  local e = summary.errors
+`)
+	if sc.Tokens > 0 {
+		b.WriteString("  saveCursor()\n")
+	}
+	b.WriteString(`  local e = summary.errors
   io.write(string.format("FGBENCH requests %d\n", summary.requests))
   io.write(string.format("FGBENCH duration_us %d\n", summary.duration))
   io.write(string.format("FGBENCH errors %d %d %d %d %d\n", e.connect, e.read, e.write, e.timeout, e.status))
@@ -86,6 +104,50 @@ done = function(summary, latency, requests)
 	path := filepath.Join(dir, "wrk-"+sc.Name+".lua")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// wrkTokenScript sends the next token on each request, in the order
+// tokens.go describes. setup() numbers the threads (in wrk's main Lua
+// state); each thread's init(args) reads the tokens and the cursor (args:
+// the thread count, the cursor file) and starts at cursor + its number;
+// request() sets the Authorization header and formats the request with
+// wrk.format; saveCursor(), from done(), saves the furthest position any
+// thread reached, for the target's next run.
+const wrkTokenScript = `local threads = {}
+setup = function(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+local function cursorAt(path)
+  local f = io.open(path, "r")
+  if not f then return 0 end
+  local n = f:read("*n")
+  f:close()
+  return assert(n, path .. ": bad token cursor")
+end
+
+local tokens, stride = {}, 1
+init = function(args)
+  stride, cursor = assert(tonumber(args[1]), "no thread count"), assert(args[2], "no cursor file")
+  for line in io.lines(tokenFile) do tokens[#tokens + 1] = "Bearer " .. line end
+  assert(#tokens > 0, tokenFile .. ": no tokens")
+  pos = cursorAt(cursor) + id
+end
+
+request = function()
+  wrk.headers["Authorization"] = tokens[pos % #tokens + 1]
+  pos = pos + stride
+  return wrk.format()
+end
+
+local function saveCursor()
+  local next = 0
+  for _, t in ipairs(threads) do next = math.max(next, t:get("pos")) end
+  local f = assert(io.open(threads[1]:get("cursor"), "w"))
+  f:write(string.format("%d\n", next))
+  f:close()
+end
+`
 
 var (
 	wrkRequestsRe = regexp.MustCompile(`^\s*(\d+) requests in ([\d.]+[a-z]+)`)

@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastgate/fastgate/stub"
 )
 
 // wrkHuman is wrk 4.1 output with --latency and no suite script.
@@ -176,6 +179,11 @@ func TestWrkArgs(t *testing.T) {
 		{name: "headers before the URL", run: wrkRun{URL: "u", Threads: 2, Conns: 64, Duration: time.Second, Timeout: time.Second, Script: "s",
 			Headers: []string{"Authorization: Bearer t"}},
 			want: "-t 2 -c 64 -d 1s --timeout 1s --latency -s s -H Authorization: Bearer t u"},
+		// The script's init(args) gets wrk's actual thread count, capped
+		// by the connections, and the cursor file.
+		{name: "token cursor after the URL", run: wrkRun{URL: "u", Threads: 8, Conns: 4, Duration: time.Second, Timeout: time.Second, Script: "s",
+			Cursor: "/w/cursor-gateway"},
+			want: "-t 4 -c 4 -d 1s --timeout 1s --latency -s s u 4 /w/cursor-gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,19 +202,29 @@ func TestWriteWrkScript(t *testing.T) {
 		notWant []string
 	}{
 		{name: "get", sc: scenario{Name: "g", Method: "GET"},
-			want: []string{`wrk.method = "GET"`, "latency:percentile(99.9)", "FGBENCH errors"}, notWant: []string{"wrk.body"}},
+			want:    []string{`wrk.method = "GET"`, "latency:percentile(99.9)", "FGBENCH errors"},
+			notWant: []string{"wrk.body", "Authorization", "tokenFile", "saveCursor", "request = function"}},
 		{name: "post", sc: scenario{Name: "p", Method: "POST", ReqBody: 4096},
 			want: []string{`wrk.method = "POST"`, `wrk.body = string.rep("x", 4096)`, "Content-Type"}},
+		{name: "tokens", sc: scenario{Name: "t", Method: "GET", Tokens: 10},
+			want: []string{`wrk.method = "GET"`, "/" + tokenFile + `"`, "io.lines(tokenFile)", `thread:set("id", #threads)`,
+				"pos = cursorAt(cursor) + id", `wrk.headers["Authorization"] = tokens[pos % #tokens + 1]`, "pos = pos + stride",
+				"return wrk.format()", "  saveCursor()\n  local e = summary.errors", "FGBENCH errors", "latency:percentile(99.9)"},
+			notWant: []string{"wrk.body"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, err := writeWrkScript(t.TempDir(), tt.sc)
+			dir := t.TempDir()
+			path, err := writeWrkScript(dir, tt.sc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.sc.Tokens > 0 {
+				tt.want = append(tt.want, fmt.Sprintf("local tokenFile = %q", filepath.Join(dir, tokenFile)))
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(string(b), w) {
@@ -257,4 +275,109 @@ func near(got, want, rel float64) bool {
 	}
 	d := (got - want) / want
 	return d < rel && d > -rel
+}
+
+// TestWrkScriptTokens runs the token script through wrk (two threads, two
+// connections each) against a recording stub, three times: every request
+// carries a token of the file; a run sends no token twice before it comes
+// round; the two threads share the tokens out, one parity each; the next
+// run goes on from the cursor the last one saved; and past the last token
+// the order wraps round to the first.
+func TestWrkScriptTokens(t *testing.T) {
+	bin := findTool("", "wrk")
+	if bin == "" {
+		t.Skip("wrk not installed (make bench-deps)")
+	}
+	// 1 ms per answer over 4 connections: about 3500 requests a second,
+	// well short of n in a run.
+	st, err := stub.Start(stub.Options{Latency: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	st.Record(true)
+	const n = 20000
+	dir := t.TempDir()
+	var toks strings.Builder
+	for i := range n {
+		fmt.Fprintf(&toks, "tok-%d\n", i) // the stub checks nothing
+	}
+	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte(toks.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script, err := writeWrkScript(dir, scenario{Name: "tokens", Method: "GET", Tokens: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := filepath.Join(dir, "cursor-stub")
+	// run returns the token numbers the stub received, and the cursor after.
+	run := func(t *testing.T) ([]int, int64) {
+		t.Helper()
+		before := len(st.Received())
+		_, out, err := wrkRun{Bin: bin, URL: "http://" + st.Addr() + "/", Threads: 2, Conns: 4,
+			Duration: time.Second, Timeout: time.Second, Script: script, Cursor: cursor}.run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, r := range st.Received()[before:] {
+			var i int
+			if h := r.Header["Authorization"]; len(h) != 1 || !strings.HasPrefix(h[0], "Bearer tok-") {
+				t.Fatalf("request with Authorization %q; wrk said:\n%s", h, out)
+			} else if _, err := fmt.Sscanf(h[0], "Bearer tok-%d", &i); err != nil || i < 0 || i >= n {
+				t.Fatalf("token %q not in the file", h[0])
+			}
+			got = append(got, i)
+		}
+		c, err := readCursor(cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 100 || !strings.Contains(out, "FGBENCH p 99.9 ") {
+			t.Fatalf("%d requests; wrk said:\n%s", len(got), out)
+		}
+		return got, c
+	}
+	// check: no token twice, both parities, every token in [lo, hi).
+	check := func(t *testing.T, got []int, lo, hi int) {
+		t.Helper()
+		seen := map[int]bool{}
+		var parity [2]int
+		for _, i := range got {
+			if seen[i] {
+				t.Fatalf("token %d sent twice in a run of %d requests", i, len(got))
+			}
+			seen[i] = true
+			parity[i%2]++
+			if i < lo || i >= hi {
+				t.Fatalf("token %d outside [%d, %d)", i, lo, hi)
+			}
+		}
+		if parity[0] == 0 || parity[1] == 0 {
+			t.Fatalf("tokens by parity %v: one thread sent nothing, or both the same tokens", parity)
+		}
+	}
+	first, c1 := run(t)
+	check(t, first, 0, int(c1))
+	second, c2 := run(t)
+	check(t, second, int(c1), int(c2))
+	if c1 < int64(len(first)) || c2 < c1+int64(len(second)) {
+		t.Fatalf("cursor %d after %d requests, %d after %d more", c1, len(first), c2, len(second))
+	}
+
+	if err := writeCursor(cursor, n-3); err != nil {
+		t.Fatal(err)
+	}
+	wrapped, c3 := run(t)
+	tail, head := 0, 0 // tokens from the cursor to n, and from 0 to the new cursor
+	for _, i := range wrapped {
+		if i >= n-3 {
+			tail++
+		} else if i < int(c3-n) {
+			head++
+		}
+	}
+	if tail == 0 || head+tail != len(wrapped) || c3 < n {
+		t.Fatalf("from cursor %d: %d tokens at the end, %d from the start, of %d; cursor %d", n-3, tail, head, len(wrapped), c3)
+	}
 }
