@@ -84,6 +84,7 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 		return res
 	}
 	base := peerConfig{Feature: sc.Feature}
+	probe := sc.Headers // what the readiness probe sends
 	if sc.Feature == featureJWT {
 		keys, token, err := prepareJWT(s.keysDir, dir)
 		if err != nil {
@@ -91,7 +92,14 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 			return res
 		}
 		base.JWT = keys
-		sc.Headers = append(slices.Clip(sc.Headers), header{"Authorization", "Bearer " + token})
+		bearer := header{"Authorization", "Bearer " + token}
+		probe = append(slices.Clip(sc.Headers), bearer)
+		if sc.Tokens == 0 {
+			sc.Headers = probe
+		} else if sc.Bearers, err = s.mint(sc, keys, dir); err != nil {
+			res.Skipped = "jwt tokens: " + err.Error()
+			return res
+		}
 	}
 	ups, err := s.stubs(ctx, 2, sc.RespBody, sc.StubLatency)
 	if err != nil {
@@ -108,7 +116,7 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 			reason = notReference
 		}
 		if reason == "" {
-			t, reason = s.start(ctx, name, dir, ups, base, sc.Headers...)
+			t, reason = s.start(ctx, name, dir, ups, base, probe...)
 		}
 		res.Targets = append(res.Targets, targetResult{Name: name, Skipped: reason})
 		if reason == "" {
@@ -171,6 +179,27 @@ func (s *suite) runScenario(ctx context.Context, sc scenario) scenarioResult {
 		t.Open = medianSample(t.OpenRounds)
 	}
 	return res
+}
+
+// mint writes sc.Tokens tokens into dir's tokenFile for wrk's script and
+// returns them for the open loop. The readiness probe sends another token,
+// so that none of these is in the gateway's cache before the load.
+func (s *suite) mint(sc scenario, keys *jwtKeys, dir string) ([][]byte, error) {
+	start := time.Now()
+	bearers, err := prepareTokens(keys, filepath.Join(dir, tokenFile), sc.Tokens)
+	if err == nil {
+		s.prog.logf("[%s] minted %d tokens in %v", sc.Name, sc.Tokens, time.Since(start).Round(time.Millisecond))
+	}
+	return bearers, err
+}
+
+// cursorFile is where t's runs of sc keep their place in sc's tokens
+// ("": sc has none).
+func (s *suite) cursorFile(sc scenario, t live) string {
+	if sc.Tokens == 0 {
+		return ""
+	}
+	return filepath.Join(s.workDir, sc.Name, "cursor-"+t.name)
 }
 
 // rounds runs load against every target in turn, Rounds times (A B C A B
@@ -320,7 +349,7 @@ func (s *suite) openRate(res *scenarioResult) float64 {
 func (s *suite) wrkRun(sc scenario, script string, t live, d time.Duration) wrkRun {
 	w := wrkRun{
 		Bin: s.wrk, URL: "http://" + t.addr + t.reqPath(sc), Threads: s.opts.Threads, Conns: sc.Conns,
-		Duration: d, Timeout: s.opts.Timeout, Script: script,
+		Duration: d, Timeout: s.opts.Timeout, Script: script, Cursor: s.cursorFile(sc, t),
 	}
 	for _, h := range sc.Headers {
 		w.Headers = append(w.Headers, h.Name+": "+h.Value)
@@ -330,7 +359,7 @@ func (s *suite) wrkRun(sc scenario, script string, t live, d time.Duration) wrkR
 
 func (s *suite) openLoop(sc scenario, t live, rate float64, d time.Duration) openLoop {
 	o := openLoop{Addr: t.addr, Method: sc.Method, Path: t.reqPath(sc), Headers: sc.Headers, Rate: rate, Duration: d,
-		Conns: sc.Conns, Timeout: s.opts.Timeout}
+		Conns: sc.Conns, Timeout: s.opts.Timeout, Tokens: sc.Bearers, Cursor: s.cursorFile(sc, t)}
 	if sc.ReqBody > 0 {
 		o.Body = make([]byte, sc.ReqBody)
 		for i := range o.Body {

@@ -83,6 +83,16 @@ const (
 	noNginxJWT  = "no JWT verification in Debian's nginx (auth_jwt is NGINX Plus only)"
 )
 
+// verifyTokens is how many distinct tokens jwt-verify sends in turn: twice
+// auth's seenMax for each of wrk's two threads (-threads 2), which share
+// the tokens out (see tokens.go), so that a token comes round again only
+// after its shard of the gateway's seen cache has been filled and emptied:
+// every request is a miss.
+const (
+	gatewaySeenMax = 16 << 10 // auth's seenMax (auth/seen.go), in 16 shards
+	verifyTokens   = 2 * 2 * gatewaySeenMax
+)
+
 // cacheTTL is the cached scenario's lifetime on every peer.
 const cacheTTL = 60 * time.Second
 
@@ -100,6 +110,8 @@ func scenarios() []scenario {
 		{Name: "cached", Method: "GET", Path: "/cached/item", RespBody: 256, Conns: 64, Feature: featureCache},
 		{Name: "jwt", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Feature: featureJWT,
 			Unsupported: map[string]string{"nginx": noNginxJWT}},
+		{Name: "jwt-verify", Method: "GET", Path: "/", RespBody: 256, Conns: 64, Feature: featureJWT, Tokens: verifyTokens,
+			Unsupported: map[string]string{"nginx": noNginxJWT}},
 	}
 }
 
@@ -116,7 +128,12 @@ func (s scenario) Describe() string {
 	case featureCache:
 		fmt.Fprintf(&b, " of one URL cached for %ds, %s response", int(cacheTTL.Seconds()), fmtBytes(s.RespBody))
 	case featureJWT:
-		fmt.Fprintf(&b, " with an ES256 bearer JWT verified, %s response", fmtBytes(s.RespBody))
+		if s.Tokens > 0 {
+			fmt.Fprintf(&b, " with the next of %d ES256 bearer JWTs on each request (%gx the gateway's cache of verified tokens: each verified), %s response",
+				s.Tokens, float64(s.Tokens)/gatewaySeenMax, fmtBytes(s.RespBody))
+		} else {
+			fmt.Fprintf(&b, " with an ES256 bearer JWT verified, %s response", fmtBytes(s.RespBody))
+		}
 	default:
 		fmt.Fprintf(&b, ", %s response", fmtBytes(s.RespBody))
 	}

@@ -14,9 +14,12 @@ func TestSelectScenarios(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{name: "all", list: "all", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt"},
-		{name: "empty is all", list: "", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt"},
+		{name: "all", list: "all", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt,jwt-verify"},
+		{name: "empty is all", list: "", want: "proxy-small,proxy-conns,proxy-large,post-4k,aggregate-4,cached,jwt,jwt-verify"},
 		{name: "table order kept", list: "post-4k, proxy-small", want: "proxy-small,post-4k"},
+		{name: "jwt-verify alone", list: "jwt-verify", want: "jwt-verify"},
+		{name: "both jwt rows", list: "jwt-verify,jwt", want: "jwt,jwt-verify"},
+		{name: "no prefix match", list: "jwt-v", wantErr: "unknown scenario jwt-v"},
 		{name: "unknown", list: "proxy-small,nope", wantErr: "unknown scenario nope"},
 	}
 	for _, tt := range tests {
@@ -53,14 +56,17 @@ func TestScenarioTable(t *testing.T) {
 		feature     feature
 		latency     time.Duration
 		unsupported string // peers skipped for want of the feature, sorted
+		tokens      int
 	}{
-		{"proxy-small", "GET", 0, 256, 64, featureProxy, 0, ""},
-		{"proxy-conns", "GET", 0, 256, 512, featureProxy, 0, ""},
-		{"proxy-large", "GET", 0, 16 << 10, 64, featureProxy, 0, ""},
-		{"post-4k", "POST", 4 << 10, 256, 64, featureProxy, 0, ""},
-		{"aggregate-4", "GET", 0, 256, 64, featureAggregate, time.Millisecond, "haproxy,nginx"},
-		{"cached", "GET", 0, 256, 64, featureCache, 0, ""},
-		{"jwt", "GET", 0, 256, 64, featureJWT, 0, "nginx"},
+		{"proxy-small", "GET", 0, 256, 64, featureProxy, 0, "", 0},
+		{"proxy-conns", "GET", 0, 256, 512, featureProxy, 0, "", 0},
+		{"proxy-large", "GET", 0, 16 << 10, 64, featureProxy, 0, "", 0},
+		{"post-4k", "POST", 4 << 10, 256, 64, featureProxy, 0, "", 0},
+		{"aggregate-4", "GET", 0, 256, 64, featureAggregate, time.Millisecond, "haproxy,nginx", 0},
+		{"cached", "GET", 0, 256, 64, featureCache, 0, "", 0},
+		{"jwt", "GET", 0, 256, 64, featureJWT, 0, "nginx", 0},
+		// 2×seenMax tokens for each of wrk's 2 threads (tokens.go).
+		{"jwt-verify", "GET", 0, 256, 64, featureJWT, 0, "nginx", 65536},
 	}
 	all := scenarios()
 	if len(all) != len(tests) {
@@ -76,7 +82,7 @@ func TestScenarioTable(t *testing.T) {
 			slices.Sort(unsupported)
 			if s.Name != tt.name || s.Method != tt.method || s.ReqBody != tt.reqBody || s.RespBody != tt.resp ||
 				s.Conns != tt.conns || s.Pending != "" || s.Feature != tt.feature || s.StubLatency != tt.latency ||
-				strings.Join(unsupported, ",") != tt.unsupported {
+				strings.Join(unsupported, ",") != tt.unsupported || s.Tokens != tt.tokens || s.Headers != nil || s.Bearers != nil {
 				t.Fatalf("scenario %+v", s)
 			}
 		})
@@ -93,6 +99,7 @@ func TestDescribe(t *testing.T) {
 		{"aggregate-4", "GET /agg, an aggregate of 4 parts (GETs of distinct paths), 256 B per part, 64 connections, stub latency 1ms"},
 		{"cached", "GET of one URL cached for 60s, 256 B response, 64 connections"},
 		{"jwt", "GET with an ES256 bearer JWT verified, 256 B response, 64 connections"},
+		{"jwt-verify", "GET with the next of 65536 ES256 bearer JWTs on each request (4x the gateway's cache of verified tokens: each verified), 256 B response, 64 connections"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
