@@ -76,7 +76,8 @@ func prepareTokens(k *jwtKeys, path string, n int) ([][]byte, error) {
 }
 
 // mintTokens mints n tokens with the gateway's own auth.Mint, token i with
-// sub i, on every CPU: about 100 µs each, most of it the signature and
+// sub i, on every CPU: about 140 µs of CPU each on the reference machine
+// (65536 in 4.7 s on its 2 cores), most of it the signature and
 // auth.Mint reading the key files again for each token.
 func mintTokens(k *jwtKeys, n int, now time.Time) ([]string, error) {
 	if n <= 0 {
