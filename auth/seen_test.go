@@ -58,25 +58,25 @@ func TestSeenTokens(t *testing.T) {
 func TestSeenBounded(t *testing.T) {
 	s := newSeen()
 	exp := testNow.Add(time.Hour)
-	for i := range 3 * seenMax {
+	for i := range 3 * SeenMax {
 		s.add([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, Claims{Subject: "x", ExpiresAt: exp}, 0)
 	}
 	n := 0
 	for i := range s.shards {
 		n += len(s.shards[i].m)
 	}
-	if n > seenMax {
-		t.Fatalf("%d tokens remembered, bound %d", n, seenMax)
+	if n > SeenMax {
+		t.Fatalf("%d tokens remembered, bound %d", n, SeenMax)
 	}
 }
 
 // TestSeenCycle sends distinct tokens round and round in one order, as
 // the bench's jwt-verify scenario does (each wrk thread cycles through
-// 2×seenMax tokens), doing what Verify does: get, then add on a miss. A
-// token comes back after the others of the cycle; 2×seenMax of them put
+// 2×SeenMax tokens), doing what Verify does: get, then add on a miss. A
+// token comes back after the others of the cycle; 2×SeenMax of them put
 // about 2048 in its shard, which fills (1024) and is emptied before the
-// token comes back, so no request hits. With seenMax tokens some shard
-// gets at most seenMax/16 of them, never fills, and hits from the second
+// token comes back, so no request hits. With SeenMax tokens some shard
+// gets at most SeenMax/16 of them, never fills, and hits from the second
 // round on.
 func TestSeenCycle(t *testing.T) {
 	tests := []struct {
@@ -84,8 +84,8 @@ func TestSeenCycle(t *testing.T) {
 		tokens int
 		hits   bool
 	}{
-		{name: "2×seenMax never hit", tokens: 2 * seenMax, hits: false},
-		{name: "seenMax hit", tokens: seenMax, hits: true},
+		{name: "2×SeenMax never hit", tokens: 2 * SeenMax, hits: false},
+		{name: "SeenMax hit", tokens: SeenMax, hits: true},
 	}
 	exp := testNow.Add(time.Hour)
 	for _, tt := range tests {

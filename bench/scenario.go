@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fastgate/fastgate/auth"
 )
 
 // scenario is one workload the suite can run. Adding a scenario is adding
@@ -84,12 +86,12 @@ const (
 )
 
 // verifyTokens is how many distinct tokens jwt-verify sends in turn: twice
-// auth's seenMax for each of wrk's two threads (-threads 2), which share
+// auth.SeenMax for each of wrk's two threads (-threads 2), which share
 // the tokens out (see tokens.go), so that a token comes round again only
 // after its shard of the gateway's seen cache has been filled and emptied:
 // every request is a miss.
 const (
-	gatewaySeenMax = 16 << 10 // auth's seenMax (auth/seen.go), in 16 shards
+	gatewaySeenMax = auth.SeenMax
 	verifyTokens   = 2 * 2 * gatewaySeenMax
 )
 

@@ -65,7 +65,7 @@ func TestScenarioTable(t *testing.T) {
 		{"aggregate-4", "GET", 0, 256, 64, featureAggregate, time.Millisecond, "haproxy,nginx", 0},
 		{"cached", "GET", 0, 256, 64, featureCache, 0, "", 0},
 		{"jwt", "GET", 0, 256, 64, featureJWT, 0, "nginx", 0},
-		// 2×seenMax tokens for each of wrk's 2 threads (tokens.go).
+		// 2×auth.SeenMax tokens for each of wrk's 2 threads (tokens.go).
 		{"jwt-verify", "GET", 0, 256, 64, featureJWT, 0, "nginx", 65536},
 	}
 	all := scenarios()

@@ -17,8 +17,8 @@ package main
 // about 2048 of them in that token's shard (binomial: 2048 ± 44; 1024 or
 // fewer is over 20 standard deviations away), whatever the other thread
 // does; so the token misses, and from the first request on every request
-// does. auth's TestSeenCycle runs such a cycle of 2×seenMax tokens through
-// the cache itself, and shows that one of seenMax tokens would hit. The
+// does. auth's TestSeenCycle runs such a cycle of 2×auth.SeenMax tokens through
+// the cache itself, and shows that one of auth.SeenMax tokens would hit. The
 // open loop's workers share one counter: a token comes back after all
 // 65535 others.
 //
@@ -33,7 +33,7 @@ package main
 // spare: the positions wrk's slower thread had not reached when a run
 // ended are skipped (the next run starts after the furthest), and up to 64
 // requests are in flight at once. With -threads above 2, each thread alone
-// cycles through fewer than 2×seenMax tokens, and the guarantee rests on
+// cycles through fewer than 2×auth.SeenMax tokens, and the guarantee rests on
 // the other threads' progress too.
 
 import (
