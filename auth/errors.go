@@ -21,8 +21,9 @@ var (
 	// ErrAlgorithm: the alg is not configured, unknown, "none", or does not
 	// fit the key the kid selects (an RSA key never verifies an HS256 token).
 	ErrAlgorithm = errors.New("auth: algorithm not allowed")
-	// ErrUnknownKID: no loaded key has the token's kid, or the token has no
-	// kid and not exactly one loaded key fits its alg.
+	// ErrUnknownKID: no loaded key has the token's kid and not exactly one
+	// loaded key without a kid fits its alg, or the token has no kid and
+	// not exactly one loaded key fits its alg.
 	ErrUnknownKID = errors.New("auth: unknown key id")
 	// ErrSignature: the signature does not verify. It is checked before the
 	// claims, so an expired token with a bad signature fails with this.

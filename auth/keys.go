@@ -79,13 +79,33 @@ func curveAlg(c elliptic.Curve) string {
 type keySet struct {
 	byKID  map[string]*key // keys that have a kid
 	single map[string]*key // alg -> the only key that fits it, for tokens without kid
-	seen   *seen           // tokens these keys verified
+	// kidless maps alg -> the only key without a kid that fits it, for
+	// tokens whose kid no key has.
+	kidless map[string]*key
+	seen    *seen // tokens these keys verified
+}
+
+// onlyFit returns the one key of keys that fits alg (among those without a
+// kid when kidless), nil when none or several do.
+func onlyFit(keys []*key, alg string, kidless bool) *key {
+	var only *key
+	n := 0
+	for _, k := range keys {
+		if k.fits(alg) && (!kidless || k.kid == "") {
+			only, n = k, n+1
+		}
+	}
+	if n != 1 {
+		return nil
+	}
+	return only
 }
 
 // newKeySet indexes keys for the configured algorithms. A kid used twice
 // is an error: it would make the choice of key ambiguous.
 func newKeySet(keys []*key, algs []string) (*keySet, error) {
-	ks := &keySet{byKID: make(map[string]*key, len(keys)), single: make(map[string]*key, len(algs)), seen: newSeen()}
+	ks := &keySet{byKID: make(map[string]*key, len(keys)), single: make(map[string]*key, len(algs)),
+		kidless: make(map[string]*key, len(algs)), seen: newSeen()}
 	for _, k := range keys {
 		if k.kid == "" {
 			continue
@@ -96,15 +116,11 @@ func newKeySet(keys []*key, algs []string) (*keySet, error) {
 		ks.byKID[k.kid] = k
 	}
 	for _, alg := range algs {
-		var only *key
-		n := 0
-		for _, k := range keys {
-			if k.fits(alg) {
-				only, n = k, n+1
-			}
+		if k := onlyFit(keys, alg, false); k != nil {
+			ks.single[alg] = k
 		}
-		if n == 1 {
-			ks.single[alg] = only
+		if k := onlyFit(keys, alg, true); k != nil {
+			ks.kidless[alg] = k
 		}
 	}
 	return ks, nil

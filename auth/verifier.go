@@ -276,10 +276,9 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 	if k == nil {
 		// A key without a kid matches any kid, as in Envoy's jwt_authn and
 		// RFC 7517's "kid" being optional: an HS256 token from an issuer
-		// that names its secret is verified with hmac_secret_env.
-		if only := ks.single[alg]; only != nil && only.kid == "" {
-			k = only
-		}
+		// that names its secret is verified with hmac_secret_env. Only
+		// when one kid-less key fits the alg; keys with kids don't count.
+		k = ks.kidless[alg]
 	}
 	switch {
 	case k == nil:
