@@ -278,9 +278,10 @@ func TestParseErrorDuration(t *testing.T) {
 }
 
 // TestParseErrorLogLine: a request rejected before the handler is logged
-// with its method and path when fasthttp read its header (a body over
-// max_request_body), and with neither when the header itself was bad:
-// fasthttp's reset header would say GET, or the previous request's path.
+// with its method and its path as the handler normalizes it when fasthttp
+// kept its header (a Content-Length over max_request_body), and with
+// neither when fasthttp reset it (a bad header, or a bad or too large
+// chunked body): the reset header would say GET and "/".
 func TestParseErrorLogLine(t *testing.T) {
 	gw, lines := startAccessLogGateway(t, "[server]\nmax_request_body = \"16B\"\n")
 	tests := []struct {
@@ -291,6 +292,11 @@ func TestParseErrorLogLine(t *testing.T) {
 		method, path string
 	}{
 		{"body too large", "", "PUT /api/x/../y?q=1 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100), 413, "PUT", "/api/y"},
+		{"body too large, encoding kept", "", "PUT /api/a%20b HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100), 413, "PUT", "/api/a%20b"},
+		{"body too large, target the handler refuses", "", "PUT /api/x%2F..%2F..%2Fadmin HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("a", 100), 413, "PUT", ""},
+		{"bad host: header read, URI not parsed", "", "DELETE /api/x HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "DELETE", "/api/x"},
+		{"chunked body too large", "", "PUT /api/y HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + strings.Repeat("a", 100) + "\r\n0\r\n\r\n", 413, "", ""},
+		{"bad chunk size", "", "PUT /api/y HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "", ""},
 		{"bad header line", "", "DELETE /api/zz HTTP/1.1\r\nHost: gw.test\r\nBad Header\r\n\r\n", 400, "", ""},
 		{"bad header after a POST", "POST /api/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 1\r\n\r\na", "DELETE /api/zz HTTP/1.1\r\nHost: gw.test\r\nBad Header\r\n\r\n", 400, "", ""},
 		{"bad content-length", "", "PATCH /api/zz HTTP/1.1\r\nHost: gw.test\r\nContent-Length: zz\r\n\r\n", 400, "", ""},

@@ -299,13 +299,20 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	x := acquireExchange()
 	x.id = g.ids.appendID(x.id)
-	// A failed header leaves fasthttp's header reset (its Method then
-	// defaults to GET, its RequestURI to "/"): log the method and path only
-	// when the header was read, as for a body over max_request_body. Every
-	// body error needs a Content-Length or Transfer-Encoding line, so the
-	// raw header block is then never empty.
+	// fasthttp resets the request on a failed header and on most failed
+	// bodies (Request.ReadBody: a chunked body over the limit, a bad chunk,
+	// a body cut short or too slow); its Method then defaults to GET and
+	// its RequestURI to "/". A Content-Length over max_request_body or a Host
+	// it cannot parse is refused with the header still there, and then its
+	// raw block is not empty (it holds that line). The path is then the one
+	// the handler would have logged, or none when the handler would have
+	// refused the target.
 	if len(ctx.Request.Header.RawHeaders()) > 0 {
-		x.path = append(x.path, ctx.Request.URI().Path()...)
+		if p, _, err := SplitTarget(ctx.Request.Header.RequestURI()); err == nil {
+			if n, err := AppendNormalizedPath(x.path[:0], p); err == nil {
+				x.path = n
+			}
+		}
 	} else {
 		x.unparsed = true
 	}
