@@ -96,9 +96,10 @@ methods = ["GET", "HEAD"]
 		}
 	})
 
-	t.Run("encoded separator rejected", func(t *testing.T) {
+	t.Run("encoded separator or dot segment with parameters rejected", func(t *testing.T) {
 		for _, target := range []string{
 			"/api/v1/users/a%2Fb", "/api/v1/users/a%2fb", "/api/v1/users/a%5Cb", "/api/v1/users/a%00b", "/api%2Fv1/users",
+			"/api/v1/users/..;/orders", "/api/v1/users/.;/7", "/api/v1/users/%2e%2e;x=1/orders",
 		} {
 			t.Run(target, func(t *testing.T) {
 				before := api.Requests() + users.Requests()

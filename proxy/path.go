@@ -8,6 +8,11 @@ var (
 	ErrEncodedSlash = errors.New("proxy: encoded slash, backslash or NUL in path")
 	ErrBadPercent   = errors.New("proxy: bad percent-encoding in path")
 	ErrBadPathByte  = errors.New("proxy: invalid byte in path")
+	// ErrDotParams: a "." or ".." segment with path parameters (";..."),
+	// which servlet containers such as Tomcat resolve like the bare dot
+	// segment after the gateway has routed the path (/public/..;/admin
+	// reaches /admin).
+	ErrDotParams = errors.New("proxy: dot segment with parameters in path")
 )
 
 // SplitTarget splits a request target into its path and query (without the
@@ -86,7 +91,9 @@ func lower(c byte) byte {
 //     a malformed encoding is ErrBadPercent; a raw backslash, control byte,
 //     space, DEL or non-ASCII byte is ErrBadPathByte;
 //   - empty segments ("//") are merged;
-//   - "." and ".." segments are resolved; ".." never climbs above "/".
+//   - "." and ".." segments are resolved; ".." never climbs above "/";
+//   - a "." or ".." segment followed by ';' (".;x", "..;x", also from
+//     %2E) is ErrDotParams.
 //
 // The result starts with '/' and keeps a trailing slash. p must start with
 // '/'. AppendNormalizedPath does not allocate when dst has room.
@@ -124,6 +131,9 @@ func AppendNormalizedPath(dst, p []byte) ([]byte, error) {
 			if c <= ' ' || c >= 0x7f || c == '\\' {
 				return dst[:base], ErrBadPathByte
 			}
+			if c == ';' && isDotSegment(dst[segStart:]) {
+				return dst[:base], ErrDotParams
+			}
 			dst = append(dst, c)
 			continue
 		}
@@ -151,6 +161,11 @@ func AppendNormalizedPath(dst, p []byte) ([]byte, error) {
 		segStart = len(dst)
 	}
 	return dst, nil
+}
+
+// isDotSegment reports whether seg is "." or "..".
+func isDotSegment(seg []byte) bool {
+	return len(seg) == 1 && seg[0] == '.' || len(seg) == 2 && seg[0] == '.' && seg[1] == '.'
 }
 
 const upperHex = "0123456789ABCDEF"

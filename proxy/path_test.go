@@ -30,6 +30,15 @@ func TestAppendNormalizedPath(t *testing.T) {
 		{"/a%c3%a9", "/a%C3%A9", nil},
 		{"/a/.../b", "/a/.../b", nil},
 		{"/a/..b/c", "/a/..b/c", nil},
+		{"/a/b;v=1/c", "/a/b;v=1/c", nil},
+		{"/a/...;x/c", "/a/...;x/c", nil},
+		{"/a/x..;/c", "/a/x..;/c", nil},
+		{"/a/..%3B/c", "/a/..%3B/c", nil},
+		{"/public/..;/admin", "", ErrDotParams},
+		{"/public/..;jsessionid=1/admin", "", ErrDotParams},
+		{"/public/.;/admin", "", ErrDotParams},
+		{"/public/%2e%2E;/admin", "", ErrDotParams},
+		{"/public/..;", "", ErrDotParams},
 		{"//", "/", nil},
 		{"/a/b//", "/a/b/", nil},
 		{"/a%2Fb", "", ErrEncodedSlash},
@@ -96,10 +105,11 @@ func TestSplitTarget(t *testing.T) {
 }
 
 // FuzzAppendNormalizedPath checks the properties of a normalized path on
-// any input: it starts with '/', has no empty, "." or ".." segment, keeps
+// any input: it starts with '/', has no empty, "." or ".." segment (with
+// or without ";" parameters), keeps
 // only canonical escapes, and normalizing it again changes nothing.
 func FuzzAppendNormalizedPath(f *testing.F) {
-	for _, s := range []string{"/", "/a/../b", "/a//b/./c/", "/%2e%2E/x", "/a%2fb", "/a%c3%a9", "/..%2f", "/a/b/../../../c"} {
+	for _, s := range []string{"/", "/a/../b", "/a//b/./c/", "/%2e%2E/x", "/a%2fb", "/a%c3%a9", "/..%2f", "/a/b/../../../c", "/a/..;/b", "/a/%2e;x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -115,7 +125,7 @@ func FuzzAppendNormalizedPath(f *testing.F) {
 			if len(s) == 0 && i != len(segs)-1 {
 				t.Fatalf("%q -> %q: empty segment", in, out)
 			}
-			if string(s) == "." || string(s) == ".." {
+			if name, _, _ := bytes.Cut(s, []byte(";")); string(name) == "." || string(name) == ".." {
 				t.Fatalf("%q -> %q: dot segment", in, out)
 			}
 		}
