@@ -13,6 +13,8 @@
 #
 # Usage: bench/scripts/instr.sh            (needs valgrind and wrk)
 #        SHORT=2 LONG=6 TARGETS="gateway nginx" bench/scripts/instr.sh
+#        KEEP=DIR bench/scripts/instr.sh   (keeps cachegrind's outputs,
+#        cg.TARGET.SECONDS.out, in DIR: cg_diff LONG SHORT, then cg_annotate)
 set -euo pipefail
 
 SHORT=${SHORT:-2}
@@ -26,6 +28,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work"/cg.*.out "$KEEP"/ 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,7 +50,7 @@ ngconf=$("$work/bench" -write-config nginx -workers 1 -config-dir "$work/nginx" 
 
 # run TARGET SECONDS: prints "instructions requests".
 run() {
-	local out="$work/cg.out" cmd
+	local out="$work/cg.$1.$2.out" cmd
 	case $1 in
 	gateway) cmd=("$work/fastgate" -config "$gwconf") ;;
 	nginx) cmd=(nginx -p "$work/nginx" -c "$ngconf" -g "daemon off; master_process off;") ;;
