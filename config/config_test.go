@@ -579,6 +579,8 @@ func TestOneProblem(t *testing.T) {
 		{"retry_budget nan", svc("a", "[services.limits]\nretry_budget = nan  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got NaN"},
 		{"retry_budget +inf", svc("a", "[services.limits]\nretry_budget = +inf  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got +Inf"},
 		{"retry_budget -inf", svc("a", "[services.limits]\nretry_budget = -inf  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got -Inf"},
+		{"rate limit name with a colon", "[[rate_limits]]\nname = \"per:h\"  #@\nrate = 10\n", "rate_limits[0].name", "':' is reserved"},
+		{"rate limit name duplicate", "[[rate_limits]]\nname = \"a\"\nrate = 10\n[[rate_limits]]\nname = \"a\"  #@\nrate = 5\n", "rate_limits[1].name", `duplicate rate limit "a"`},
 		{"retry_budget negative", svc("a", "[services.limits]\nretry_budget = -0.1  #@\n"), "services[0].limits.retry_budget", "must be within 0..1, got -0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,6 +169,11 @@ func (c *Config) validateEdge(v *validator) {
 			v.add(key+".name", "required")
 		case names[l.Name]:
 			v.add(key+".name", "duplicate rate limit %q", l.Name)
+		case strings.Contains(l.Name, ":"):
+			// The redis backend's keys are fastgate:rl:NAME:KEY, KEY
+			// starting ip:, u: or h:, so limits "a" and "a:h" could share
+			// buckets.
+			v.add(key+".name", "%q: ':' is reserved (it separates the parts of the limit's keys)", l.Name)
 		}
 		names[l.Name] = true
 		positive(v, key+".rate", l.Rate)
