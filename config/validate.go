@@ -330,7 +330,10 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 }
 
 // HasPathPrefix reports whether prefix matches path on a segment boundary:
-// "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path.
+// "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path. A ';'
+// ends a segment's name too ("/a;v=1/b" is under "/a"): servlet containers
+// such as Tomcat strip such path parameters before routing, so the upstream
+// serves /a;x/b as /a/b, and the route that owns /a must own it too.
 func HasPathPrefix(path, prefix string) bool {
 	if prefix == "" {
 		return true
@@ -338,7 +341,7 @@ func HasPathPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false
 	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/' || path[len(prefix)] == ';'
 }
 
 // checkPath reports why p is not a normalized absolute path, or "".

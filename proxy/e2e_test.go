@@ -59,6 +59,8 @@ methods = ["GET", "HEAD"]
 			{"shorter prefix", "/api/v1/orders/1", "api-1", "/api/v1/orders/1"},
 			{"short prefix itself", "/api", "api-1", "/api"},
 			{"segment boundary", "/api/v1/usersX", "api-1", "/api/v1/usersX"},
+			{"path parameters end a segment's name", "/api/v1/users;jsessionid=1/7", "users-1", "/v1/users;jsessionid=1/7"},
+			{"path parameters on the prefix itself", "/api/v1/users;v=2", "users-1", "/v1/users;v=2"},
 			{"dot-dot leaves users", "/api/v1/users/../admin", "api-1", "/api/v1/admin"},
 			{"dot segment", "/api/v1/users/./7", "users-1", "/v1/users/7"},
 			{"merged slashes", "//api//v1///users//7", "users-1", "/v1/users/7"},
