@@ -21,6 +21,7 @@ test: test-deps vet
 # Short fuzzing runs of every fuzz target (not part of `make test`).
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzAppendNormalizedPath -fuzztime=30s ./proxy
+	$(GO) test -run=^$$ -fuzz=FuzzRouteOwnsServletPath -fuzztime=20s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendJSONBytes -fuzztime=15s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendAddr -fuzztime=15s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendDecimal -fuzztime=10s ./proxy

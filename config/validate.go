@@ -330,18 +330,58 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 }
 
 // HasPathPrefix reports whether prefix matches path on a segment boundary:
-// "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path. A ';'
-// ends a segment's name too ("/a;v=1/b" is under "/a"): servlet containers
-// such as Tomcat strip such path parameters before routing, so the upstream
-// serves /a;x/b as /a/b, and the route that owns /a must own it too.
+// "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path. Path
+// parameters (";...") never take part: each of path's segments is compared
+// by its name, the part before ';' ("/a;v=1/b" and "/a/b;v=1" are under
+// "/a/b"), as servlet containers such as Tomcat strip the parameters of
+// every segment before routing.
 func HasPathPrefix(path, prefix string) bool {
-	if prefix == "" {
-		return true
+	_, ok := PathPrefixEnd(path, prefix)
+	return ok
+}
+
+// PathPrefixEnd is HasPathPrefix that also returns where the matched part
+// of path ends: after the last matched segment and its parameters.
+func PathPrefixEnd(path, prefix string) (int, bool) {
+	if strings.HasPrefix(path, prefix) { // prefixes hold no ';' (checkPath)
+		return prefixEnd(path, prefix, len(prefix))
 	}
-	if !strings.HasPrefix(path, prefix) {
-		return false
+	if strings.IndexByte(path, ';') < 0 {
+		return 0, false
 	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/' || path[len(prefix)] == ';'
+	i, j := 0, 0
+	for j < len(prefix) {
+		switch {
+		case i < len(path) && path[i] == prefix[j]:
+			i, j = i+1, j+1
+		case i < len(path) && path[i] == ';' && prefix[j] == '/':
+			i = skipParams(path, i) // the path segment's name ended where the prefix's did
+		default:
+			return 0, false
+		}
+	}
+	return prefixEnd(path, prefix, i)
+}
+
+// prefixEnd finishes PathPrefixEnd once prefix matched path[:i]: the match
+// must end on a segment boundary, and takes that segment's parameters.
+func prefixEnd(path, prefix string, i int) (int, bool) {
+	switch {
+	case prefix == "" || prefix[len(prefix)-1] == '/' || i == len(path) || path[i] == '/':
+		return i, true
+	case path[i] == ';':
+		return skipParams(path, i), true
+	}
+	return 0, false
+}
+
+// skipParams returns the index of the '/' that ends the segment holding
+// path[i], or len(path).
+func skipParams(path string, i int) int {
+	if k := strings.IndexByte(path[i:], '/'); k >= 0 {
+		return i + k
+	}
+	return len(path)
 }
 
 // checkPath reports why p is not a normalized absolute path, or "".
@@ -357,6 +397,14 @@ func checkPath(p string) string {
 		return fmt.Sprintf("%q contains //", p)
 	case strings.ContainsAny(p, "%?#\\ \t"):
 		return fmt.Sprintf("%q must be a plain path (no %%, ?, #, \\ or spaces)", p)
+	}
+	for i := 0; i < len(p); i++ {
+		// Normalization keeps any other byte percent-encoded when the client
+		// encodes it ("%40"), and upstreams decode it: such a prefix could
+		// never match that spelling. ';' would start path parameters.
+		if c := p[i]; !(c == '/' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return fmt.Sprintf("%q may only hold letters, digits, '-', '.', '_', '~' and '/'", p)
+		}
 	}
 	for _, seg := range strings.Split(p[1:], "/") {
 		if seg == "." || seg == ".." {

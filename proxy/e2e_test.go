@@ -117,6 +117,36 @@ methods = ["GET", "HEAD"]
 		}
 	})
 
+	// Spellings a servlet container (Tomcat, Jetty, Spring) serves as
+	// /api/v1/reports/q: each is routed by the reports route, which allows
+	// GET and HEAD only, or refused, and never reaches the upstream.
+	t.Run("path parameters keep the route", func(t *testing.T) {
+		for _, tc := range []struct {
+			target string
+			status int
+		}{
+			{"/api/v1/reports;x/q", 405},
+			{"/api/v1;x/reports/q", 405},
+			{"/api;x/v1/reports/q", 405},
+			{"/api;a/v1;b/reports;c/q;d", 405},
+			{"/api/;/v1/reports/q", 400},
+			{"/api/;jsessionid=1/v1/reports/q", 400},
+			{"/;/api/v1/reports/q", 400},
+			{"/api/v1/x/..;/reports/q", 400},
+		} {
+			t.Run(tc.target, func(t *testing.T) {
+				before := api.Requests()
+				r := dialRaw(t, gw.addr).roundTrip("POST " + tc.target + " HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\n\r\n")
+				if r.status != tc.status {
+					t.Errorf("status %d, want %d", r.status, tc.status)
+				}
+				if d := api.Requests() - before; d != 0 {
+					t.Errorf("upstream got %d requests, want 0", d)
+				}
+			})
+		}
+	})
+
 	t.Run("method not allowed", func(t *testing.T) {
 		before := api.Requests()
 		r := dialRaw(t, gw.addr).roundTrip("POST /api/v1/reports/q HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\n\r\n")

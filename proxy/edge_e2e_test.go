@@ -1407,3 +1407,35 @@ cache_ttl = "30s"
 		}
 	})
 }
+
+// TestE2EJWTRouteSpellings: a path a servlet container serves under a
+// jwt route (/api/admin) is routed there, or refused, whatever path
+// parameters it carries: never to the open /api route without a token.
+func TestE2EJWTRouteSpellings(t *testing.T) {
+	s := startStub(t, "u1", 0)
+	gw := startGateway(t, edgeService("svc", s.Addr())+`
+[[routes]]
+prefix = "/api"
+service = "svc"
+auth = "none"
+[[routes]]
+prefix = "/api/admin"
+service = "svc"
+auth = "jwt"
+`+edgeJWTTable(t))
+	c := newClient(t, gw.addr)
+	if r := do(t, c, "GET", "/api/open", nil); r.status != 200 {
+		t.Fatalf("open route: status %d", r.status)
+	}
+	for _, target := range []string{"/api/admin/users", "/api/admin;x/users", "/api;x/admin/users", "/api;x/admin;y/users", "/api/;/admin/users", "/api/x/..;/admin/users"} {
+		t.Run(target, func(t *testing.T) {
+			before := s.Requests()
+			if r := do(t, c, "GET", target, nil); r.status != 401 && r.status != 400 {
+				t.Errorf("GET %s without a token: status %d, want 401 or 400", target, r.status)
+			}
+			if d := s.Requests() - before; d != 0 {
+				t.Errorf("upstream got %d requests, want 0", d)
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package proxy
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+)
 
 // Errors of path normalization; each is answered with 400.
 var (
@@ -13,6 +16,11 @@ var (
 	// segment after the gateway has routed the path (/public/..;/admin
 	// reaches /admin).
 	ErrDotParams = errors.New("proxy: dot segment with parameters in path")
+	// ErrParamsOnly: a segment of path parameters only (";x") before another
+	// segment, an empty segment to a servlet container, which strips the
+	// parameters and then merges "//" (/;/admin reaches /admin). As the
+	// last segment it is kept: servlet URL rewriting makes /app/;jsessionid=1.
+	ErrParamsOnly = errors.New("proxy: segment of path parameters only in path")
 )
 
 // SplitTarget splits a request target into its path and query (without the
@@ -93,7 +101,8 @@ func lower(c byte) byte {
 //   - empty segments ("//") are merged;
 //   - "." and ".." segments are resolved; ".." never climbs above "/";
 //   - a "." or ".." segment followed by ';' (".;x", "..;x", also from
-//     %2E) is ErrDotParams.
+//     %2E) is ErrDotParams; a segment starting with ';' is ErrParamsOnly
+//     unless it is the last.
 //
 // The result starts with '/' and keeps a trailing slash. p must start with
 // '/'. AppendNormalizedPath does not allocate when dst has room.
@@ -133,6 +142,9 @@ func AppendNormalizedPath(dst, p []byte) ([]byte, error) {
 			}
 			if c == ';' && isDotSegment(dst[segStart:]) {
 				return dst[:base], ErrDotParams
+			}
+			if c == ';' && len(dst) == segStart && bytes.IndexByte(p[i:], '/') >= 0 {
+				return dst[:base], ErrParamsOnly
 			}
 			dst = append(dst, c)
 			continue

@@ -59,10 +59,12 @@ func hasPathPrefix(path, prefix []byte) bool {
 // appendForwardPath appends the path to send upstream: path without the
 // route's strip prefix, and "/" when nothing is left.
 func (r *route) appendForwardPath(dst, path []byte) []byte {
-	if len(r.strip) > 0 && hasPathPrefix(path, r.strip) {
-		path = path[len(r.strip):]
-		if len(path) == 0 || path[0] != '/' {
-			dst = append(dst, '/')
+	if len(r.strip) > 0 {
+		if end, ok := config.PathPrefixEnd(b2s(path), b2s(r.strip)); ok {
+			path = path[end:] // with the stripped segments' parameters
+			if len(path) == 0 || path[0] != '/' {
+				dst = append(dst, '/')
+			}
 		}
 	}
 	return append(dst, path...)
