@@ -140,11 +140,13 @@ func AppendNormalizedPath(dst, p []byte) ([]byte, error) {
 			if c <= ' ' || c >= 0x7f || c == '\\' {
 				return dst[:base], ErrBadPathByte
 			}
-			if c == ';' && isDotSegment(dst[segStart:]) {
-				return dst[:base], ErrDotParams
-			}
-			if c == ';' && len(dst) == segStart && bytes.IndexByte(p[i:], '/') >= 0 {
-				return dst[:base], ErrParamsOnly
+			if c == ';' { // path parameters start: the segment's name is dst[segStart:]
+				switch {
+				case isDotSegment(dst[segStart:]):
+					return dst[:base], ErrDotParams
+				case len(dst) == segStart && bytes.IndexByte(p[i:], '/') >= 0:
+					return dst[:base], ErrParamsOnly
+				}
 			}
 			dst = append(dst, c)
 			continue
