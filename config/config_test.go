@@ -564,6 +564,9 @@ func TestOneProblem(t *testing.T) {
 		{"route service missing", svc("a", "") + "[[routes]]  #@\nprefix = \"/a\"\n", "routes[0].service", "required"},
 		{"route prefix missing", svc("a", "") + "[[routes]]  #@\nservice = \"a\"\n", "routes[0].prefix", "required"},
 		{"route prefix dot-dot", svc("a", "") + "[[routes]]\nprefix = \"/a/..\"  #@\nservice = \"a\"\n", "routes[0].prefix", "dot segment"},
+		{"route prefixes equal ignoring case, one ignore_case", svc("a", "") + "[[routes]]\nprefix = \"/api\"\nservice = \"a\"\n[[routes]]\nprefix = \"/API\"  #@\nservice = \"a\"\nignore_case = true\n", "routes[1].prefix", "ignoring case, and one of them has ignore_case"},
+		{"route prefixes equal ignoring case, case-sensitive both: fine", svc("a", "") + "[[routes]]\nprefix = \"/api\"\nservice = \"a\"\n[[routes]]\nprefix = \"/API\"\nservice = \"a\"\n[log]\nlevel = \"loud\" #@\n", "log.level", "unknown level"},
+		{"ignore_case strip_prefix in another case", svc("a", "") + "[[routes]]\nprefix = \"/API/v1\"\nservice = \"a\"\nignore_case = true\nstrip_prefix = \"/apx\"  #@\n", "routes[0].strip_prefix", "not a prefix"},
 		{"route prefix with a reserved character", svc("a", "") + "[[routes]]\nprefix = \"/api/@admin\"  #@\nservice = \"a\"\n", "routes[0].prefix", "may only hold letters, digits"},
 		{"route prefix with a semicolon", svc("a", "") + "[[routes]]\nprefix = \"/a;b\"  #@\nservice = \"a\"\n", "routes[0].prefix", "may only hold letters, digits"},
 		{"route prefix with space", svc("a", "") + "[[routes]]\nprefix = \"/a b\"  #@\nservice = \"a\"\n", "routes[0].prefix", "plain path"},
@@ -852,5 +855,29 @@ func TestLoad(t *testing.T) {
 		if ps[i].Key != key || ps[i].Line == 0 {
 			t.Errorf("problem %d = %v, want key %s with a line", i, ps[i], key)
 		}
+	}
+}
+
+func TestPathPrefixEndFold(t *testing.T) {
+	for _, tc := range []struct {
+		path, prefix string
+		fold, want   bool
+		end          int
+	}{
+		{"/API/v1/Users/7", "/api/v1/users", true, true, 13},
+		{"/API/v1/Users/7", "/api/v1/users", false, false, 0},
+		{"/Api;x/V1/users;y/7", "/api/v1/users", true, true, 17},
+		{"/Api;x/V1/users;y/7", "/api/v1/users", false, false, 0},
+		{"/api/v1/usersX", "/API/V1/USERS", true, false, 0},
+		{"/api/v1/users", "/api/v1/users", true, true, 13},
+		{"/a-b_c.d~e/x", "/A-B_C.D~E", true, true, 10},
+		{"/a", "/", true, true, 1},
+	} {
+		t.Run(fmt.Sprintf("%s|%s|%v", tc.path, tc.prefix, tc.fold), func(t *testing.T) {
+			end, ok := config.PathPrefixEnd(tc.path, tc.prefix, tc.fold)
+			if ok != tc.want || ok && end != tc.end {
+				t.Errorf("PathPrefixEnd(%q, %q, %v) = %d, %v; want %d, %v", tc.path, tc.prefix, tc.fold, end, ok, tc.end, tc.want)
+			}
+		})
 	}
 }

@@ -82,8 +82,12 @@ type Route struct {
 	Service     string   `toml:"service"`
 	Methods     []string `toml:"methods"`      // empty = all
 	StripPrefix string   `toml:"strip_prefix"` // removed from the forwarded path [""]
-	Timeout     Duration `toml:"timeout"`      // whole request, retries included [service timeout * (retries+1)]
-	Edge                 // cors, auth, rate_limit, cache_ttl
+	// IgnoreCase matches prefix and strip_prefix ignoring ASCII letter case,
+	// for upstreams that route so (Express's default, ASP.NET Core), as
+	// Envoy's case_sensitive = false [false].
+	IgnoreCase bool     `toml:"ignore_case"`
+	Timeout    Duration `toml:"timeout"` // whole request, retries included [service timeout * (retries+1)]
+	Edge                // cors, auth, rate_limit, cache_ttl
 }
 
 // Duration is a Go duration string in the file ("2s", "150ms").

@@ -183,13 +183,22 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 	prefixes := map[string]bool{}
+	folded := map[string]int{} // lower-case prefix -> its first route
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		key := fmt.Sprintf("routes[%d]", i)
-		if prefixes[r.Prefix] {
+		lower := strings.ToLower(r.Prefix)
+		j, seen := folded[lower]
+		switch {
+		case prefixes[r.Prefix]:
 			v.add(key+".prefix", "duplicate route prefix %q", r.Prefix)
+		case seen && (r.IgnoreCase || c.Routes[j].IgnoreCase):
+			v.add(key+".prefix", "%q is routes[%d]'s %q ignoring case, and one of them has ignore_case", r.Prefix, j, c.Routes[j].Prefix)
 		}
 		prefixes[r.Prefix] = true
+		if !seen {
+			folded[lower] = i
+		}
 		r.validate(v, key, c)
 	}
 	c.validateAggregates(v)
@@ -320,7 +329,7 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 	if r.StripPrefix != "" {
 		if err := checkPath(r.StripPrefix); err != "" {
 			v.add(key+".strip_prefix", "%s", err)
-		} else if !HasPathPrefix(r.Prefix, r.StripPrefix) {
+		} else if _, ok := PathPrefixEnd(r.Prefix, r.StripPrefix, r.IgnoreCase); !ok {
 			v.add(key+".strip_prefix", "%q is not a prefix of the route prefix %q", r.StripPrefix, r.Prefix)
 		}
 	}
@@ -336,14 +345,15 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 // "/a/b"), as servlet containers such as Tomcat strip the parameters of
 // every segment before routing.
 func HasPathPrefix(path, prefix string) bool {
-	_, ok := PathPrefixEnd(path, prefix)
+	_, ok := PathPrefixEnd(path, prefix, false)
 	return ok
 }
 
-// PathPrefixEnd is HasPathPrefix that also returns where the matched part
-// of path ends: after the last matched segment and its parameters.
-func PathPrefixEnd(path, prefix string) (int, bool) {
-	if strings.HasPrefix(path, prefix) { // prefixes hold no ';' (checkPath)
+// PathPrefixEnd is HasPathPrefix, ignoring ASCII letter case when fold,
+// that also returns where the matched part of path ends: after the last
+// matched segment and its parameters.
+func PathPrefixEnd(path, prefix string, fold bool) (int, bool) {
+	if len(path) >= len(prefix) && equalBytes(path[:len(prefix)], prefix, fold) { // prefixes hold no ';' (checkPath)
 		return prefixEnd(path, prefix, len(prefix))
 	}
 	if strings.IndexByte(path, ';') < 0 {
@@ -352,7 +362,7 @@ func PathPrefixEnd(path, prefix string) (int, bool) {
 	i, j := 0, 0
 	for j < len(prefix) {
 		switch {
-		case i < len(path) && path[i] == prefix[j]:
+		case i < len(path) && equalByte(path[i], prefix[j], fold):
 			i, j = i+1, j+1
 		case i < len(path) && path[i] == ';' && prefix[j] == '/':
 			i = skipParams(path, i) // the path segment's name ended where the prefix's did
@@ -361,6 +371,35 @@ func PathPrefixEnd(path, prefix string) (int, bool) {
 		}
 	}
 	return prefixEnd(path, prefix, i)
+}
+
+// equalBytes is a == b, or ASCII-case-insensitive when fold.
+func equalBytes(a, b string, fold bool) bool {
+	if !fold {
+		return a == b
+	}
+	for i := 0; i < len(a); i++ {
+		if !equalByte(a[i], b[i], true) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalByte(a, b byte, fold bool) bool {
+	if a == b {
+		return true
+	}
+	if !fold {
+		return false
+	}
+	if 'A' <= a && a <= 'Z' {
+		a += 'a' - 'A'
+	}
+	if 'A' <= b && b <= 'Z' {
+		b += 'a' - 'A'
+	}
+	return a == b
 }
 
 // prefixEnd finishes PathPrefixEnd once prefix matched path[:i]: the match

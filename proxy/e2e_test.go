@@ -1199,3 +1199,68 @@ service = "posts"
 		}
 	})
 }
+
+// TestE2EIgnoreCase: a route with ignore_case owns every letter case of
+// its prefix (an Express or ASP.NET upstream serves /api/v1/Reports/q as
+// /api/v1/reports/q), and strips its strip_prefix in any case; a route
+// without it matches the exact case, as nginx and Envoy do by default.
+func TestE2EIgnoreCase(t *testing.T) {
+	api := startStub(t, "api-1", 0)
+	gw := startGateway(t, fmt.Sprintf(`
+[[services]]
+name = "api"
+  [[services.instances]]
+  id = "api-1"
+  addr = %q
+[[routes]]
+prefix = "/api"
+service = "api"
+[[routes]]
+prefix = "/api/v1/reports"
+service = "api"
+methods = ["GET", "HEAD"]
+ignore_case = true
+[[routes]]
+prefix = "/api/v1/orders"
+service = "api"
+methods = ["GET", "HEAD"]
+[[routes]]
+prefix = "/Svc/V2"
+service = "api"
+ignore_case = true
+strip_prefix = "/svc"
+`, api.Addr()))
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		upstreamURI    string // "" when the upstream must get nothing
+	}{
+		{"POST", "/api/v1/reports/q", 405, ""},
+		{"POST", "/api/v1/Reports/q", 405, ""},
+		{"POST", "/API/V1/REPORTS;x/q", 405, ""},
+		{"GET", "/api/V1/reports/q", 200, "/api/V1/reports/q"},
+		{"POST", "/api/v1/orders/q", 405, ""},
+		{"POST", "/api/v1/Orders/q", 200, "/api/v1/Orders/q"},
+		{"GET", "/SVC/v2/items?x=1", 200, "/v2/items?x=1"},
+		{"GET", "/svc;j=1/V2/items", 200, "/V2/items"},
+	} {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			before := api.Requests()
+			r := dialRaw(t, gw.addr).roundTrip(tc.method + " " + tc.target + " HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\n\r\n")
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d", r.status, tc.status)
+			}
+			got := api.Requests() - before
+			switch {
+			case tc.upstreamURI == "" && got != 0:
+				t.Errorf("upstream got %d requests, want 0", got)
+			case tc.upstreamURI != "" && got != 1:
+				t.Errorf("upstream got %d requests, want 1", got)
+			case tc.upstreamURI != "":
+				if uri := lastReceived(t, api).URI; uri != tc.upstreamURI {
+					t.Errorf("upstream saw %q, want %q", uri, tc.upstreamURI)
+				}
+			}
+		})
+	}
+}

@@ -131,6 +131,7 @@ func (g *Gateway) buildTable(cfg *config.Config, byName map[string]*upstream) *t
 			prefix:    []byte(rc.Prefix),
 			logFields: routeLogFields(rc.Prefix, rc.Service),
 			strip:     []byte(rc.StripPrefix),
+			fold:      rc.IgnoreCase,
 			up:        byName[rc.Service],
 			attempt:   sc.Timeout.Duration,
 			retries:   *sc.Retries,

@@ -12,6 +12,7 @@ type route struct {
 	prefix    []byte
 	logFields []byte // its access-log fields (routeLogFields)
 	strip     []byte
+	fold      bool     // prefix and strip ignore ASCII case (ignore_case)
 	methods   [][]byte // empty = all
 	allow     []byte   // Allow header for 405
 	up        *upstream
@@ -44,23 +45,18 @@ type table struct {
 // segment boundary, or nil. path must be normalized.
 func (t *table) match(path []byte) *route {
 	for _, r := range t.routes {
-		if hasPathPrefix(path, r.prefix) {
+		if _, ok := config.PathPrefixEnd(b2s(path), b2s(r.prefix), r.fold); ok {
 			return r
 		}
 	}
 	return nil
 }
 
-// hasPathPrefix is config.HasPathPrefix on bytes (b2s: no copy).
-func hasPathPrefix(path, prefix []byte) bool {
-	return config.HasPathPrefix(b2s(path), b2s(prefix))
-}
-
 // appendForwardPath appends the path to send upstream: path without the
 // route's strip prefix, and "/" when nothing is left.
 func (r *route) appendForwardPath(dst, path []byte) []byte {
 	if len(r.strip) > 0 {
-		if end, ok := config.PathPrefixEnd(b2s(path), b2s(r.strip)); ok {
+		if end, ok := config.PathPrefixEnd(b2s(path), b2s(r.strip), r.fold); ok {
 			path = path[end:] // with the stripped segments' parameters
 			if len(path) == 0 || path[0] != '/' {
 				dst = append(dst, '/')
