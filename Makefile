@@ -26,6 +26,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzAppendAddr -fuzztime=15s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzAppendDecimal -fuzztime=10s ./proxy
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./config
+	$(GO) test -run=^$$ -fuzz=FuzzPathPrefixEndFold -fuzztime=15s ./config
 	$(GO) test -run=^$$ -fuzz=FuzzMerge -fuzztime=30s ./aggregate
 	$(GO) test -run=^$$ -fuzz=FuzzAppendParam -fuzztime=15s ./aggregate
 	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s -fuzzminimizetime=3s ./auth

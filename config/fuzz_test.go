@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/fastgate/fastgate/config"
@@ -97,4 +98,34 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzPathPrefixEndFold: matching ignoring ASCII case is matching the
+// lower-cased path and prefix, with the same end.
+func FuzzPathPrefixEndFold(f *testing.F) {
+	for _, s := range [][2]string{{"/API/v1;x/Users/7", "/api/v1/users"}, {"/a", "/"}, {"/Ab;c", "/aB"}, {"/x/Y", "/X/y/"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, path, prefix string) {
+		if strings.Contains(prefix, ";") {
+			return // prefixes hold no ';' (checkPath)
+		}
+		end, ok := config.PathPrefixEnd(path, prefix, true)
+		lend, lok := config.PathPrefixEnd(asciiLower(path), asciiLower(prefix), false)
+		if ok != lok || ok && end != lend {
+			t.Fatalf("PathPrefixEnd(%q, %q, fold) = %d, %v; lower-cased: %d, %v", path, prefix, end, ok, lend, lok)
+		}
+	})
+}
+
+// asciiLower lower-cases A-Z only, byte by byte (strings.ToLower would also
+// rewrite invalid UTF-8).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
