@@ -137,12 +137,31 @@ func writeMarkdown(w io.Writer, r *results) {
 		s := &r.Scenarios[i]
 		writeScenarioMarkdown(w, s)
 		if s.Skipped == "" {
+			writeReference(w, s)
 			writeUpstreamCounts(w, s)
 			if s.target(singleTarget) != nil {
 				writeIssue5(w, issue5Of(r, s))
 			}
 		}
 	}
+}
+
+// writeReference states the gateway over the fasthttp reference target
+// (bareproxy.go), both in the closed loop, when both ran: what the
+// gateway's own work costs over the bare stack.
+func writeReference(w io.Writer, s *scenarioResult) {
+	g, f := s.target("gateway"), s.target(referenceTarget)
+	if g == nil || f == nil || g.Closed == nil || f.Closed == nil {
+		return
+	}
+	ratio := func(a, b float64) string {
+		if a <= 0 || b <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	fmt.Fprintf(w, "Gateway ÷ %s reference (the gateway's own work over the bare stack), closed loop: req/s %s, p99 %s, CPU/req %s.\n\n",
+		referenceTarget, ratio(g.Closed.RPS, f.Closed.RPS), ratio(g.Closed.P99US, f.Closed.P99US), ratio(g.Closed.CPUPerReqUS, f.Closed.CPUPerReqUS))
 }
 
 // writeUpstreamCounts says how many requests reached the stubs per client

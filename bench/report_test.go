@@ -38,6 +38,23 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 }
 
+func TestWriteReference(t *testing.T) {
+	r := fakeResults("proxy-small", [4]float64{40000, 5000, 25, 300}, [4]float64{50000, 3000, 20, 400})
+	var without bytes.Buffer
+	writeMarkdown(&without, r)
+	if strings.Contains(without.String(), "reference") {
+		t.Errorf("a reference line without the reference target:\n%s", without.String())
+	}
+	r.Scenarios[0].Targets = append(r.Scenarios[0].Targets, targetResult{Name: referenceTarget,
+		Closed: &sample{RPS: 50000, P99US: 4000, CPUPerReqUS: 20}})
+	var with bytes.Buffer
+	writeMarkdown(&with, r)
+	want := "Gateway ÷ fasthttp reference (the gateway's own work over the bare stack), closed loop: req/s 0.80, p99 1.25, CPU/req 1.25."
+	if !strings.Contains(with.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, with.String())
+	}
+}
+
 func TestFormatting(t *testing.T) {
 	tests := []struct {
 		name string
