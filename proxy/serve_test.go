@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fastgate/fastgate/config"
+	"github.com/fastgate/fastgate/stub"
 	"github.com/rs/zerolog"
 )
 
@@ -104,4 +105,75 @@ func TestServeRidesOutEMFILE(t *testing.T) {
 		t.Fatalf("Serve returned %v after EMFILE", err)
 	default:
 	}
+}
+
+// countingListener counts the Write calls on the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestAnswerInOneWrite: an answer of header and a 16 KiB body reaches the
+// client's socket in one write. fasthttp sends a body larger than its
+// write buffer with writev only to a bare *net.TCPConn, which the
+// gateway's lazyconn wrapper hides; with the default 4 KiB buffer the
+// header and the body went out in two writes (a system call more per
+// answer on proxy-large).
+func TestAnswerInOneWrite(t *testing.T) {
+	s := startStubWith(t, 16<<10)
+	g := mustNew(t, serveTestConfig(t, s), Options{Log: zerolog.Nop(), Access: io.Discard})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(countingListener{ln, &writes}) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+		<-done
+	})
+	c := dialRaw(t, ln.Addr().String())
+	for i := range 3 {
+		before := writes.Load()
+		r := c.roundTrip(rawGet("/x"))
+		if r.status != 200 || len(r.body) < 16<<10 {
+			t.Fatalf("answer %d: status %d, %d bytes", i, r.status, len(r.body))
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("answer %d of %d bytes took %d writes, want 1", i, len(r.body), n)
+		}
+	}
+}
+
+// startStubWith starts a stub padding its answers to body bytes and
+// returns its address.
+func startStubWith(t *testing.T, body int) string {
+	t.Helper()
+	s, err := stub.Start(stub.Options{ID: "big", Addr: "127.0.0.1:0", BodySize: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s.Addr()
 }
