@@ -35,9 +35,13 @@ type Server struct {
 	MaxRequestBody  Size     `toml:"max_request_body"` // larger -> 413 ["4MiB"]
 	MaxHeaderBytes  Size     `toml:"max_header_bytes"` // request line + headers; larger -> 431 ["8KiB"]
 	MaxURIBytes     Size     `toml:"max_uri_bytes"`    // request target; longer -> 414 ["4KiB"]
-	TrustedProxies  []string `toml:"trusted_proxies"`  // CIDRs or IPs allowed to supply X-Forwarded-* [none]
-	HealthPath      string   `toml:"health_path"`      // ["/health"]
-	MetricsPath     string   `toml:"metrics_path"`     // ["/metrics"]
+	// WriteBuffer is each client connection's write buffer, held for the
+	// connection's life: an answer whose header and body fit goes out in
+	// one write, a larger one in two ["4KiB"].
+	WriteBuffer    Size     `toml:"write_buffer"`
+	TrustedProxies []string `toml:"trusted_proxies"` // CIDRs or IPs allowed to supply X-Forwarded-* [none]
+	HealthPath     string   `toml:"health_path"`     // ["/health"]
+	MetricsPath    string   `toml:"metrics_path"`    // ["/metrics"]
 
 	// Trusted is TrustedProxies parsed; filled by validation.
 	Trusted []netip.Prefix `toml:"-"`

@@ -19,6 +19,7 @@ const (
 	DefaultMaxRequestBody  = 4 << 20
 	DefaultMaxHeaderBytes  = 8 << 10
 	DefaultMaxURIBytes     = 4 << 10
+	DefaultWriteBuffer     = 4 << 10
 	DefaultServiceTimeout  = time.Second
 	DefaultRetries         = 1
 	DefaultMaxConns        = 1024
@@ -35,6 +36,7 @@ func (c *Config) setDefaults() {
 	setSize(&s.MaxRequestBody, DefaultMaxRequestBody)
 	setSize(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setSize(&s.MaxURIBytes, DefaultMaxURIBytes)
+	setSize(&s.WriteBuffer, DefaultWriteBuffer)
 	setStr(&s.HealthPath, "/health")
 	setStr(&s.MetricsPath, "/metrics")
 
@@ -201,6 +203,7 @@ func (c *Config) validate(v *validator) {
 		}
 		r.validate(v, key, c)
 	}
+	c.checkCaseNesting(v)
 	c.validateAggregates(v)
 	c.validateEdge(v)
 }
@@ -216,6 +219,10 @@ func (s *Server) validate(v *validator) {
 	v.size("server.max_uri_bytes", s.MaxURIBytes)
 	if s.MaxHeaderBytes.err == "" && s.MaxHeaderBytes.N > 0 && s.MaxHeaderBytes.N < 1024 {
 		v.add("server.max_header_bytes", "must be at least 1KiB")
+	}
+	v.size("server.write_buffer", s.WriteBuffer)
+	if s.WriteBuffer.err == "" && s.WriteBuffer.N > 0 && (s.WriteBuffer.N < 1024 || s.WriteBuffer.N > 1<<20) {
+		v.add("server.write_buffer", "must be within 1KiB..1MiB")
 	}
 	s.Trusted = s.Trusted[:0]
 	for i, cidr := range s.TrustedProxies {
@@ -338,6 +345,29 @@ func (r *Route) validate(v *validator, key string, c *Config) {
 	}
 }
 
+// checkCaseNesting refuses a case-sensitive route under an ignore_case
+// prefix: the other letter cases of its paths go to the ignore_case route,
+// whose upstream serves them as this route's paths, past this route's
+// auth, limits and methods. Checked for every pair, whatever the services:
+// two services can name the same instances.
+func (c *Config) checkCaseNesting(v *validator) {
+	for i := range c.Routes {
+		outer := &c.Routes[i]
+		if !outer.IgnoreCase {
+			continue
+		}
+		for j := range c.Routes {
+			inner := &c.Routes[j]
+			if i == j || inner.IgnoreCase || inner.Prefix == "" || outer.Prefix == "" || strings.EqualFold(inner.Prefix, outer.Prefix) { // equal: the duplicate check reports it
+				continue
+			}
+			if _, ok := PathPrefixEnd(inner.Prefix, outer.Prefix, true); ok {
+				v.add(fmt.Sprintf("routes[%d].ignore_case", j), "%q is under routes[%d]'s ignore_case prefix %q, which would take its other letter cases: set ignore_case here too", inner.Prefix, i, outer.Prefix)
+			}
+		}
+	}
+}
+
 // HasPathPrefix reports whether prefix matches path on a segment boundary:
 // "/a" matches "/a" and "/a/b", never "/ab". "/" matches every path. Path
 // parameters (";...") never take part: each of path's segments is compared
@@ -353,13 +383,19 @@ func HasPathPrefix(path, prefix string) bool {
 // that also returns where the matched part of path ends: after the last
 // matched segment and its parameters.
 func PathPrefixEnd(path, prefix string, fold bool) (int, bool) {
-	if len(path) >= len(prefix) && equalBytes(path[:len(prefix)], prefix, fold) { // prefixes hold no ';' (checkPath)
-		return prefixEnd(path, prefix, len(prefix))
+	// Bytes agree up to the first difference; only a ';' in path against
+	// a '/' in prefix there can still match (prefixes hold no ';').
+	k, n := 0, min(len(path), len(prefix))
+	for k < n && equalByte(path[k], prefix[k], fold) {
+		k++
 	}
-	if strings.IndexByte(path, ';') < 0 {
+	if k == len(prefix) {
+		return prefixEnd(path, prefix, k)
+	}
+	if k == len(path) || path[k] != ';' || prefix[k] != '/' {
 		return 0, false
 	}
-	i, j := 0, 0
+	i, j := k, k
 	for j < len(prefix) {
 		switch {
 		case i < len(path) && equalByte(path[i], prefix[j], fold):
@@ -373,19 +409,7 @@ func PathPrefixEnd(path, prefix string, fold bool) (int, bool) {
 	return prefixEnd(path, prefix, i)
 }
 
-// equalBytes is a == b, or ASCII-case-insensitive when fold.
-func equalBytes(a, b string, fold bool) bool {
-	if !fold {
-		return a == b
-	}
-	for i := 0; i < len(a); i++ {
-		if !equalByte(a[i], b[i], true) {
-			return false
-		}
-	}
-	return true
-}
-
+// equalByte is a == b, or ASCII-case-insensitive when fold.
 func equalByte(a, b byte, fold bool) bool {
 	if a == b {
 		return true

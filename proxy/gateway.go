@@ -162,14 +162,6 @@ func joinComma(ss []string) string {
 	return b.String()
 }
 
-// answerWriteBuffer is the server's write buffer per connection while it
-// writes an answer (fasthttp pools it between answers): an answer whose
-// header and body fit goes out in one write. fasthttp sends a larger body
-// with writev only to a bare *net.TCPConn, which lazyconn hides, so with
-// its default 4 KiB a 16 KiB answer took two writes, a system call more
-// than a bare fasthttp proxy (TestAnswerInOneWrite).
-const answerWriteBuffer = 32 << 10
-
 func (g *Gateway) newServer() *fasthttp.Server {
 	s := &g.cfg.Server
 	return &fasthttp.Server{
@@ -180,7 +172,7 @@ func (g *Gateway) newServer() *fasthttp.Server {
 		IdleTimeout:                  s.IdleTimeout.Duration,
 		MaxRequestBodySize:           int(s.MaxRequestBody.N),
 		ReadBufferSize:               int(s.MaxHeaderBytes.N + s.MaxURIBytes.N), // see checkRequest
-		WriteBufferSize:              answerWriteBuffer,
+		WriteBufferSize:              int(s.WriteBuffer.N),                      // see TestAnswerWrites
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,

@@ -131,38 +131,51 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// TestAnswerInOneWrite: an answer of header and a 16 KiB body reaches the
-// client's socket in one write. fasthttp sends a body larger than its
-// write buffer with writev only to a bare *net.TCPConn, which the
-// gateway's lazyconn wrapper hides; with the default 4 KiB buffer the
-// header and the body went out in two writes (a system call more per
-// answer on proxy-large).
-func TestAnswerInOneWrite(t *testing.T) {
+// TestAnswerWrites: an answer of header and a 16 KiB body reaches the
+// client's socket in two writes with the default write_buffer and in one
+// with write_buffer = "32KiB". fasthttp sends a body larger than its write
+// buffer with writev only to a bare *net.TCPConn, which the gateway's
+// lazyconn wrapper hides, so the buffer decides.
+func TestAnswerWrites(t *testing.T) {
 	s := startStubWith(t, 16<<10)
-	g := mustNew(t, serveTestConfig(t, s), Options{Log: zerolog.Nop(), Access: io.Discard})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var writes atomic.Int64
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(countingListener{ln, &writes}) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
-		<-done
-	})
-	c := dialRaw(t, ln.Addr().String())
-	for i := range 3 {
-		before := writes.Load()
-		r := c.roundTrip(rawGet("/x"))
-		if r.status != 200 || len(r.body) < 16<<10 {
-			t.Fatalf("answer %d: status %d, %d bytes", i, r.status, len(r.body))
-		}
-		if n := writes.Load() - before; n != 1 {
-			t.Errorf("answer %d of %d bytes took %d writes, want 1", i, len(r.body), n)
-		}
+	for _, tc := range []struct {
+		name, server string
+		writes       int64
+	}{
+		{"default 4KiB", "", 2},
+		{"32KiB", "[server]\nwrite_buffer = \"32KiB\"\n", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(tc.server + fmt.Sprintf("[[services]]\nname = \"s\"\n[[services.instances]]\nid = \"s-1\"\naddr = %q\n[[routes]]\nprefix = \"/\"\nservice = \"s\"\n", s)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := mustNew(t, cfg, Options{Log: zerolog.Nop(), Access: io.Discard})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var writes atomic.Int64
+			done := make(chan error, 1)
+			go func() { done <- g.Serve(countingListener{ln, &writes}) }()
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = g.Shutdown(ctx)
+				<-done
+			})
+			c := dialRaw(t, ln.Addr().String())
+			for i := range 3 {
+				before := writes.Load()
+				r := c.roundTrip(rawGet("/x"))
+				if r.status != 200 || len(r.body) < 16<<10 {
+					t.Fatalf("answer %d: status %d, %d bytes", i, r.status, len(r.body))
+				}
+				if n := writes.Load() - before; n != tc.writes {
+					t.Errorf("answer %d of %d bytes took %d writes, want %d", i, len(r.body), n, tc.writes)
+				}
+			}
+		})
 	}
 }
 
