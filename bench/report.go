@@ -154,14 +154,9 @@ func writeReference(w io.Writer, s *scenarioResult) {
 	if g == nil || f == nil || g.Closed == nil || f.Closed == nil {
 		return
 	}
-	ratio := func(a, b float64) string {
-		if a <= 0 || b <= 0 {
-			return "—"
-		}
-		return fmt.Sprintf("%.2f", a/b)
-	}
 	fmt.Fprintf(w, "Gateway ÷ %s reference (the gateway's own work over the bare stack), closed loop: req/s %s, p99 %s, CPU/req %s.\n\n",
-		referenceTarget, ratio(g.Closed.RPS, f.Closed.RPS), ratio(g.Closed.P99US, f.Closed.P99US), ratio(g.Closed.CPUPerReqUS, f.Closed.CPUPerReqUS))
+		referenceTarget, fmtRatio(ratio(g.Closed.RPS, f.Closed.RPS)), fmtRatio(ratio(g.Closed.P99US, f.Closed.P99US)),
+		fmtRatio(ratio(g.Closed.CPUPerReqUS, f.Closed.CPUPerReqUS)))
 }
 
 // writeUpstreamCounts says how many requests reached the stubs per client
