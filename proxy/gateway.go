@@ -308,6 +308,18 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	releaseExchange(x)
 }
 
+// setPath sets x.path to the normalized path of the request target and
+// returns the target's query (aliasing target), or the error that makes
+// the target a 400.
+func (x *exchange) setPath(target []byte) (query []byte, err error) {
+	rawPath, query, err := SplitTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	x.path, err = AppendNormalizedPath(x.path[:0], rawPath)
+	return query, err
+}
+
 // requestID appends a well-formed client X-Request-ID to dst, reporting
 // kept, or else a new id.
 func (g *Gateway) requestID(dst []byte, req *fasthttp.Request) (id []byte, kept bool) {
@@ -345,10 +357,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, x *exchange, start time.Tim
 	if x.dupOwned != 0 {
 		collapseOwned(&ctx.Request.Header, x)
 	}
-	rawPath, query, err := SplitTarget(ctx.Request.Header.RequestURI())
-	if err == nil {
-		x.path, err = AppendNormalizedPath(x.path[:0], rawPath)
-	}
+	query, err := x.setPath(ctx.Request.Header.RequestURI())
 	if err != nil {
 		g.reject(ctx, x, fasthttp.StatusBadRequest, msgBadRequest)
 		return g.rejected

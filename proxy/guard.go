@@ -308,11 +308,7 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	// the handler would have logged, or none when the handler would have
 	// refused the target.
 	if len(ctx.Request.Header.RawHeaders()) > 0 {
-		if p, _, err := SplitTarget(ctx.Request.Header.RequestURI()); err == nil {
-			if n, err := AppendNormalizedPath(x.path[:0], p); err == nil {
-				x.path = n
-			}
-		}
+		_, _ = x.setPath(ctx.Request.Header.RequestURI()) // on error x.path stays empty
 	} else {
 		x.unparsed = true
 	}
