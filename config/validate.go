@@ -447,6 +447,14 @@ func skipParams(path string, i int) int {
 	return len(path)
 }
 
+// IsUnreserved reports whether c is an unreserved URI character (RFC 3986:
+// ALPHA DIGIT - . _ ~), the bytes path normalization decodes from
+// percent-encodings and the only ones a route prefix may hold besides '/'.
+func IsUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
 // checkPath reports why p is not a normalized absolute path, or "".
 func checkPath(p string) string {
 	switch {
@@ -465,7 +473,7 @@ func checkPath(p string) string {
 		// Normalization keeps any other byte percent-encoded when the client
 		// encodes it ("%40"), and upstreams decode it: such a prefix could
 		// never match that spelling. ';' would start path parameters.
-		if c := p[i]; !(c == '/' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+		if c := p[i]; c != '/' && !IsUnreserved(c) {
 			return fmt.Sprintf("%q may only hold letters, digits, '-', '.', '_', '~' and '/'", p)
 		}
 	}

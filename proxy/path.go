@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"errors"
+
+	"github.com/fastgate/fastgate/config"
 )
 
 // Errors of path normalization; each is answered with 400.
@@ -129,7 +131,7 @@ func AppendNormalizedPath(dst, p []byte) ([]byte, error) {
 			switch {
 			case v == '/' || v == '\\' || v == 0:
 				return dst[:base], ErrEncodedSlash
-			case isUnreserved(v):
+			case config.IsUnreserved(v):
 				dst = append(dst, v)
 			default:
 				dst = append(dst, '%', upperHex[v>>4], upperHex[v&15])
@@ -194,9 +196,4 @@ func unhex(c byte) int {
 		return int(c - 'A' + 10)
 	}
 	return -1
-}
-
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
 }
